@@ -1,0 +1,75 @@
+"The `regime-nb` console script, run as a user runs it: a real process, real files, exit codes."
+import json
+from pathlib import Path
+import pandas as pd
+from regime_nb.data import make_bad_bars, simulate_ticks
+
+ROOT = Path(__file__).resolve().parents[1]
+
+def test_help_lists_commands(cli):
+    r = cli("--help")
+    assert r.returncode == 0 and "data" in r.stdout and "demo" in r.stdout
+
+def test_data_list_and_show(cli):
+    r = cli("data", "list")
+    assert r.returncode == 0
+    for name in ("sp500", "nasdaq", "wti", "vix"): assert name in r.stdout
+    r = cli("data", "show", "sp500", "--rows", "2")
+    assert r.returncode == 0 and "5031 bars" in r.stdout and "2018-12-31" in r.stdout
+
+def test_unknown_dataset_is_a_clear_error(cli):
+    r = cli("data", "show", "ftse")
+    assert r.returncode == 2 and "no dataset 'ftse'; available: sp500, nasdaq, wti, vix" in r.stderr
+    assert "Traceback" not in r.stderr
+
+def test_validate_reports_repairs_and_never_touches_input(cli, tmp_path):
+    f = tmp_path/"bad.csv"; make_bad_bars().to_csv(f)
+    before = f.read_bytes()
+    r = cli("data", "validate", f)
+    assert r.returncode == 1, r.stdout + r.stderr
+    for kind in ("nan", "inf", "nonpositive", "ohlc", "spike", "duplicate_ts", "out_of_order", "stale", "gap"): assert kind in r.stdout
+    r = cli("data", "validate", f, "--mode", "drop", "--out", tmp_path/"dropped.parquet")
+    assert r.returncode == 0 and "wrote 50 bars" in r.stdout
+    assert len(pd.read_parquet(tmp_path/"dropped.parquet")) == 50
+    r = cli("data", "validate", f, "--mode", "repair", "--out", tmp_path/"fixed.csv")
+    assert r.returncode == 0 and "wrote 56 bars" in r.stdout
+    assert cli("data", "validate", tmp_path/"fixed.csv").returncode == 0
+    assert f.read_bytes() == before
+
+def test_validate_user_file_with_column_mapping_and_timezone(cli, tmp_path):
+    f = tmp_path/"ticks.csv"
+    t = simulate_ticks(2000, seed=5)
+    t.index = t.index.tz_convert("America/New_York").tz_localize(None)
+    t.rename(columns={"price": "Last"}).reset_index().rename(columns={"ts": "Time"}).to_csv(f, index=False)
+    r = cli("data", "validate", f, "--columns", "Last=close,Time=ts", "--source-tz", "America/New_York")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+def test_validate_missing_file(cli, tmp_path):
+    r = cli("data", "validate", tmp_path/"nope.csv")
+    assert r.returncode == 2 and "no bars file at" in r.stderr
+
+def test_settings_from_file_env_and_flags(cli, tmp_path):
+    (tmp_path/"settings.ini").write_text("[data]\nspike_z = 3.5\n")
+    f = tmp_path/"bad.csv"; make_bad_bars().to_csv(f)
+    r = cli("data", "validate", f)  # spike_z from ./settings.ini: many more spikes flagged
+    low = r.stdout.count("spike")
+    r2 = cli("data", "validate", f, env={"REGIME_NB_DATA_SPIKE_Z": "10"})
+    assert r2.stdout.count("spike") < low
+    r3 = cli("--set", "data.spike_z=1", "data", "validate", f, env={"REGIME_NB_DATA_SPIKE_Z": "10"})
+    assert r3.returncode == 2 and "[data] spike_z='1': expected a number >= 3.0" in r3.stderr
+    r4 = cli("data", "list", env={"REGIME_NB_DATA_SPIKEZ": "10"})
+    assert r4.returncode == 2 and "REGIME_NB_DATA_SPIKEZ is not a setting" in r4.stderr
+    (tmp_path/"settings.ini").write_text("[data]\nspikez = 3\n")
+    r5 = cli("data", "list")
+    assert r5.returncode == 2 and "unknown key [data] spikez" in r5.stderr
+
+def test_repo_settings_file_is_valid(cli):
+    r = cli("--settings", ROOT/"settings.ini", "data", "list")
+    assert r.returncode == 0, r.stderr
+
+def test_demo_writes_plot_and_summary(cli, tmp_path):
+    r = cli("demo", "--out", tmp_path/"demo")
+    assert r.returncode == 0, r.stderr
+    assert "5031 bars" in r.stdout and str(tmp_path/"demo") in r.stdout
+    s = json.loads((tmp_path/"demo"/"summary.json").read_text())
+    assert s["errors"] == 0 and Path(s["plot"]).stat().st_size > 10_000
