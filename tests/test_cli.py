@@ -73,3 +73,25 @@ def test_demo_writes_plot_and_summary(cli, tmp_path):
     assert "5031 bars" in r.stdout and str(tmp_path/"demo") in r.stdout
     s = json.loads((tmp_path/"demo"/"summary.json").read_text())
     assert s["errors"] == 0 and Path(s["plot"]).stat().st_size > 10_000
+
+def test_fit_registers_and_registry_commands_move_the_champion(cli, tmp_path):
+    reg = tmp_path/"reg"
+    r = cli("fit", "--data", "sp500", "--model", "gmm", "--max-k", "6", "--registry", reg, "--promote")
+    assert r.returncode == 0, r.stderr
+    assert "bic" in r.stdout and "chosen: K=" in r.stdout and "volatility_ann" in r.stdout
+    r = cli("fit", "--data", "nasdaq", "--model", "hmm", "--max-k", "3", "--min-k", "2", "--registry", reg, "--alias", "challenger")
+    assert r.returncode == 0, r.stderr
+    r = cli("registry", "promote", "challenger", "--registry", reg, "--reason", "challenger passed the gates")
+    assert r.returncode == 0 and "champion -> version 2 (was 1)" in r.stdout
+    h = cli("registry", "history", "--registry", reg)
+    assert "challenger passed the gates" in h.stdout
+    assert "rolled back to version 1" in cli("registry", "rollback", "--registry", reg).stdout
+    shown = json.loads(cli("registry", "show", "champion", "--registry", reg).stdout)
+    assert shown["version"] == 1 and shown["fingerprint"]["symbol"] == "sp500" and shown["fingerprint"]["rows"] == 5031
+    assert [f["kind"] for f in shown["feature_spec"]["features"]][:1] == ["log_return"]
+
+def test_fit_rejects_bad_options(cli, tmp_path):
+    r = cli("fit", "--data", "sp500", "--min-k", "3", "--max-k", "2", "--registry", tmp_path)
+    assert r.returncode == 2 and "expected 1 <= min-k <= max-k" in r.stderr
+    r = cli("fit", "--data", tmp_path/"none.csv", "--registry", tmp_path)
+    assert r.returncode == 2 and "no bars file" in r.stderr
