@@ -95,3 +95,24 @@ def test_fit_rejects_bad_options(cli, tmp_path):
     assert r.returncode == 2 and "expected 1 <= min-k <= max-k" in r.stderr
     r = cli("fit", "--data", tmp_path/"none.csv", "--registry", tmp_path)
     assert r.returncode == 2 and "no bars file" in r.stderr
+
+def test_walkforward_and_scan_write_report_folders(cli, tmp_path):
+    r = cli("walkforward", "--data", "nasdaq", "--model", "kmeans", "--k", "2", "--exposures", "1,0", "--train", "756", "--test", "63",
+            "--out", tmp_path/"wf", "--quiet")
+    assert r.returncode == 0, r.stderr
+    folds = pd.read_csv(tmp_path/"wf"/"folds.csv")
+    assert len(folds) > 50 and (tmp_path/"wf"/"report.png").stat().st_size > 10_000
+    m = json.loads((tmp_path/"wf"/"metrics.json").read_text())
+    assert m["command"] == "walkforward" and m["benchmark"]["total_return"] is not None
+    r = cli("scan", "--sources", "sp500,nasdaq", "--gate", "max_drawdown<=0.35", "--jobs", "2", "--out", tmp_path/"scan", "--quiet")
+    assert r.returncode == 0, r.stderr
+    table = pd.read_csv(tmp_path/"scan"/"scan.csv")
+    assert set(table.source) == {"sp500", "nasdaq"} and (table.passed == (table.max_drawdown <= 0.35)).all()
+
+def test_sweep_over_exposures_on_a_file(cli, tmp_path):
+    f = tmp_path/"bars.parquet"
+    from regime_nb.data import simulate_regimes
+    simulate_regimes(5000, freq="1D", seed=9, mean_duration=(60, 40, 20)).drop(columns="regime").to_parquet(f)
+    r = cli("sweep", "--data", f, "--grid", "exposures=1.5|0.3,1|0,1|1", "--out", tmp_path/"sw", "--quiet", "--jobs", "2")
+    assert r.returncode == 0, r.stderr
+    assert len(pd.read_csv(tmp_path/"sw"/"sweep.csv")) == 3
