@@ -14,9 +14,10 @@ from .core import RegimeNbError, configure_logging, get_logger
 from .bus import Heartbeat, HeartbeatMonitor, Publisher, Subscriber, check_endpoint
 
 # %% auto #0
-__all__ = ['SERVICE_ORDER', 'free_endpoint', 'LiveConfig', 'write_json_atomic', 'read_json', 'replay_bars', 'BarGuard', 'Service',
-           'FeedHandler', 'model_spec', 'FeatureService', 'ServedModel', 'PredictionService', 'make_strategy',
-           'percentiles_us', 'TradingService', 'service_main', 'Supervisor']
+__all__ = ['BAR_FIELDS', 'SERVICE_ORDER', 'free_endpoint', 'LiveConfig', 'write_json_atomic', 'read_json', 'replay_bars',
+           'BarGuard', 'bar_from_body', 'Service', 'FeedHandler', 'model_spec', 'FeatureService', 'ServedModel',
+           'PredictionService', 'make_strategy', 'percentiles_us', 'TradingService', 'service_main', 'Supervisor',
+           'parity_check']
 
 # %% ../nbs/12_live.ipynb #0335de74
 def free_endpoint(host:str="127.0.0.1") -> str:
@@ -107,7 +108,16 @@ class BarGuard:
         if self.n > self.warmup and self.scale > 0 and abs(math.log(c / self.last_close)) > self.spike_z * 1.2533 * self.scale: return "spike"
         return None
 
-# %% ../nbs/12_live.ipynb #216f944f
+# %% ../nbs/12_live.ipynb #59080797
+BAR_FIELDS = ("ts", "open", "high", "low", "close", "volume")
+
+def bar_from_body(body) -> dict|None:
+    "A bar dict from a message body, or None if it is not a well-formed bar (wrong type, missing or non-numeric field)."
+    if not isinstance(body, dict) or any(k not in body for k in BAR_FIELDS): return None
+    if not isinstance(body["ts"], int) or isinstance(body["ts"], bool): return None
+    if any(not isinstance(body[k], (int, float)) or isinstance(body[k], bool) for k in BAR_FIELDS[1:]): return None
+    return {k: body[k] for k in BAR_FIELDS}
+
 class Service:
     "Base of the live services: a publisher with heartbeats and stats, a stop flag set by SIGTERM/SIGINT."
     name = "service"
@@ -205,7 +215,7 @@ class FeedHandler(Service):
 
     def stats(self): return dict(super().stats(), pos=self.pos, total=len(self.bars), rejected=dict(self.guard.rejected))
 
-# %% ../nbs/12_live.ipynb #99fcdcdc
+# %% ../nbs/12_live.ipynb #d81b649f
 def model_spec(cfg:LiveConfig):
     "The FeatureSpec the served model was trained with (or the config's)."
     from regime_nb.features import FeatureSpec
@@ -256,18 +266,20 @@ class FeatureService(Service):
             m = self.sub.recv(timeout_ms=50)
             if m is None: continue
             if m.topic.startswith("eof."): self.pub.publish(m.topic, m.body); continue
-            if m.body["ts"] > self.last_ts and self.last_ts >= 0: self.catch_up(m.body["ts"])
-            x = self.handle(m.body)
+            bar = bar_from_body(m.body)
+            if bar is None: self.count("bad_messages"); continue
+            if bar["ts"] > self.last_ts and self.last_ts >= 0: self.catch_up(bar["ts"])
+            x = self.handle(bar)
             if x is None: continue
-            self.pub.publish(f"feat.{self.cfg.symbol}", x, event_ns=m.body["ts"]); self.count("bars")
+            self.pub.publish(f"feat.{self.cfg.symbol}", x, event_ns=bar["ts"]); self.count("bars")
             n += 1
             if n % 250 == 0: self.save()
         self.save(); self.close()
 
     def save(self): write_json_atomic(self.snap_path, dict(engine=self.engine.snapshot(), last_ts=self.last_ts))
-    def stats(self): return dict(super().stats(), gaps=self.sub.gaps)
+    def stats(self): return dict(super().stats(), gaps=self.sub.gaps, undecodable=self.sub.bad)
 
-# %% ../nbs/12_live.ipynb #ee5abfe4
+# %% ../nbs/12_live.ipynb #007f98b9
 class ServedModel:
     "A registry version and its online scorer, warmed on recent feature vectors."
     def __init__(self, registry, ref, history=()):
@@ -325,7 +337,9 @@ class PredictionService(Service):
             m = self.sub.recv(timeout_ms=50)
             if m is None: self.flush(); continue
             if m.topic.startswith("eof."): self.flush(); self.pub.publish(m.topic, m.body); continue
-            p = self.handle(m.body, m.event_ns, m.send_ns)
+            x = np.asarray(m.body, dtype="float64") if isinstance(m.body, np.ndarray) else None
+            if x is None or x.shape != (self.served.model.n_features_in_,): self.count("bad_messages"); continue
+            p = self.handle(x, m.event_ns, m.send_ns)
             self.pub.publish(f"regime.{self.cfg.symbol}", dict(ts=m.event_ns, probs=p.tolist(), version=self.served.version), event_ns=m.event_ns)
             self.count("bars")
             if len(self.pending) >= 256: self.flush()
@@ -418,7 +432,7 @@ class TradingService(Service):
         if with_risk or not hasattr(self, "_risk_snap"): self._risk_snap = self.risk.snapshot()
         write_json_atomic(self.snap_path, dict(strategy=self.stepper.state.tolist(), pending=self.pending_target, last_ts=self.last_ts, risk=self._risk_snap))
 
-# %% ../nbs/12_live.ipynb #e7feb4c7
+# %% ../nbs/12_live.ipynb #6e83e005
 from fastcore.basics import patch_to
 
 @patch_to(TradingService)
@@ -467,6 +481,12 @@ def process(self, bar:dict, probs:list, send_ns:int):
         self.store.alert("critical", "kill_switch", self.name, ks.reason)
         for o in self.store.open_orders(self.cfg.symbol): self.broker.cancel(o["client_order_id"])
         self.count("kill_switch")
+    if self.risk.state.killed:  # pull out: flat from the next bar on, and no new risk until a person resets the switch
+        self.pending_target = 0.0
+        self.last_ts = bar["ts"]; self.count("bars")
+        self.equity_rows.append((bar["ts"], self.cash, equity, {self.cfg.symbol: self.units}, self.risk.drawdown))
+        self.flush_equity(); self.save(with_risk=True)
+        return
     row = dict(zip(self.stepper.columns, [probs[int(c.split("_")[1])] if c.startswith("regime_") else bar.get(c, np.nan) for c in self.stepper.columns]))
     self.pending_target = self.stepper.update(row)
     self.peak = max(getattr(self, "peak", equity), equity)
@@ -485,8 +505,14 @@ def run(self):
         if m is None: continue
         self.monitor.observe(m.source, m.recv_ns)  # any message is a sign of life, not only heartbeats
         if m.topic.startswith("bar."):
-            if m.body["ts"] > self.last_ts: self.bars[m.body["ts"]] = (m.body, m.send_ns)
-        elif m.topic.startswith("regime."): self.probs[m.body["ts"]] = m.body["probs"]
+            bar = bar_from_body(m.body)
+            if bar is None: self.count("bad_messages")
+            elif bar["ts"] > self.last_ts: self.bars[bar["ts"]] = (bar, m.send_ns)
+        elif m.topic.startswith("regime."):
+            b = m.body
+            if not (isinstance(b, dict) and isinstance(b.get("ts"), int) and isinstance(b.get("probs"), list) and all(isinstance(p, float) and p == p for p in b["probs"])):
+                self.count("bad_messages"); continue
+            self.probs[b["ts"]] = b["probs"]
         elif m.topic.startswith("eof.") and m.source == "prediction": self.done = True
         for ts in sorted(t for t in self.probs if t in self.bars):
             (bar, sent), probs = self.bars.pop(ts), self.probs.pop(ts)
@@ -521,7 +547,7 @@ def service_main(argv=None) -> int:
     cls(cfg).run()
     return 0
 
-# %% ../nbs/12_live.ipynb #e40ab945
+# %% ../nbs/12_live.ipynb #4f4c0871
 class Supervisor:
     "Run the live services as processes: start, restart on crash, summarize, stop cleanly."
     def __init__(self, cfg:LiveConfig, out=print, summary_every_s:float=2.0):
@@ -548,12 +574,13 @@ class Supervisor:
         from regime_nb.store import Store
         n_alerts = len(Store(self.cfg.store).alerts())
         lat = f"p50 {t.get('p50_us') or 0:.0f} us, p99 {t.get('p99_us') or 0:.0f} us"
-        return (f"[live] bars {t.get('bars', 0)}/{f.get('total', 0) - self.first} ({self.rate:.0f}/s), latency {lat}, equity {t.get('equity', float('nan')):.4f}, "
+        return (f"[live] bars {t.get('bars', 0)}/{self.n_replay} ({self.rate:.0f}/s), latency {lat}, equity {t.get('equity', float('nan')):.4f}, "
                 f"regime {t.get('regime')}, halted {t.get('halted') or 'no'}, alerts {n_alerts}, restarts {sum(self.restarts.values())}")
 
-    def run(self, duration_s:float=60.0) -> dict:
-        "Run until the replay is done, `duration_s` passes, or SIGTERM/SIGINT; return the last stats of each service."
-        self.first = replay_bars(self.cfg)[1]
+    def run(self, duration_s:float=60.0, before_stop=None) -> dict:
+        "Run until the replay is done, `duration_s` passes, or SIGTERM/SIGINT; call `before_stop(self)`; return the last stats of each service."
+        bars, first = replay_bars(self.cfg)
+        self.n_replay = len(bars) - first
         for s in (signal.SIGTERM, signal.SIGINT): signal.signal(s, lambda *_: setattr(self, "stopping", True))
         for name in SERVICE_ORDER: self.start(name)
         sub, t_end, t_sum, last_bars, last_t = self._listen(), time.time() + duration_s, time.time(), 0, time.time()
@@ -573,6 +600,7 @@ class Supervisor:
                     self.rate, last_bars, last_t = (b - last_bars) / (time.time() - last_t), b, time.time()
                     t_sum = time.time(); self.out(self.summary())
                 if self.stats.get("trading", {}).get("done"): break
+            if before_stop is not None: before_stop(self)
         finally:
             sub.close(); self.stop()
         self.out(self.summary())
@@ -590,3 +618,23 @@ class Supervisor:
 
 # %% ../nbs/12_live.ipynb #c0d28f1e
 if __name__ == "__main__" and len(sys.argv) > 2 and sys.argv[0].endswith("live.py"): sys.exit(service_main(sys.argv[1:]))
+
+# %% ../nbs/12_live.ipynb #3ceaa7c8
+def parity_check(cfg:LiveConfig) -> dict:
+    "Compare the recorded live equity with the backtest of the same model, strategy and costs over the replayed bars."
+    from regime_nb.backtest import backtest
+    from regime_nb.features import compute_features
+    from regime_nb.registry import Registry
+    from regime_nb.store import Store
+    bars, first = replay_bars(cfg)
+    with Registry(cfg.registry) as reg: model = reg.load(cfg.model_alias)
+    proba = model.predict_proba(compute_features(bars, model_spec(cfg)))
+    tg = make_strategy(cfg.strategy).targets(proba)
+    res = backtest(bars.iloc[first:], tg.iloc[first:], costs_bps=cfg.costs_bps, slippage_bps=cfg.slippage_bps, init_cash=cfg.init_cash, benchmark=False)
+    st = Store(cfg.store)
+    eq = st.query_df("SELECT ts_ns, equity FROM equity ORDER BY ts_ns")
+    live = pd.Series(eq.equity.to_numpy(), index=pd.to_datetime(eq.ts_ns, utc=True))
+    bt = res.equity.reindex(live.index)
+    return dict(bars_live=len(live), bars_backtest=len(res.equity), max_abs_equity_diff=float(np.abs(live.to_numpy() - bt.to_numpy()).max()) if len(live) else float("nan"),
+                trades_live=int(st.query_one("SELECT COUNT(*) FROM fills WHERE symbol = ?", (cfg.symbol,))[0]), trades_backtest=len(res.trades),
+                equity_live=float(live.iloc[-1]) if len(live) else float("nan"), equity_backtest=float(res.equity.iloc[-1]))
