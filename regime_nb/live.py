@@ -432,7 +432,7 @@ class TradingService(Service):
         if with_risk or not hasattr(self, "_risk_snap"): self._risk_snap = self.risk.snapshot()
         write_json_atomic(self.snap_path, dict(strategy=self.stepper.state.tolist(), pending=self.pending_target, last_ts=self.last_ts, risk=self._risk_snap))
 
-# %% ../nbs/12_live.ipynb #6e83e005
+# %% ../nbs/12_live.ipynb #148a28f4
 from fastcore.basics import patch_to
 
 @patch_to(TradingService)
@@ -469,7 +469,7 @@ def process(self, bar:dict, probs:list, send_ns:int):
     "One bar with its regime probabilities: execute, let the broker see the bar, book fills, then decide the next target."
     now = time.time_ns()
     self.bar_send_ns, self.probs_now = send_ns, probs
-    self.halted = self.monitor.silent(now)
+    self.watch_peers(now)
     self.execute(bar, now)
     for f in self.broker.on_bar(self.cfg.symbol, bar["open"], bar["high"], bar["low"], bar["close"], bar["ts"]): self._record_fill(f)
     self.sync_book(bar["close"])
@@ -497,10 +497,20 @@ def process(self, bar:dict, probs:list, send_ns:int):
     self.save(with_risk=self.counts["bars"] % 50 == 0)
 
 @patch_to(TradingService)
+def watch_peers(self, now_ns:int):
+    "Mark silent peers (no message for three heartbeat intervals): trading halts for new risk, and an alert is raised once per episode."
+    silent = self.monitor.silent(now_ns)
+    for p in set(silent) - set(self.halted):
+        self.store.alert("error", "silent_peer", self.name, f"{p} silent for more than {self.monitor.misses} heartbeat intervals: no new risk")
+        self.count("silent_peer_alerts")
+    self.halted = silent
+
+@patch_to(TradingService)
 def run(self):
     self.install_signals()
     while not self.stopping:
         self.tick()
+        self.watch_peers(time.time_ns())
         m = self.sub.recv(timeout_ms=20)
         if m is None: continue
         self.monitor.observe(m.source, m.recv_ns)  # any message is a sign of life, not only heartbeats
@@ -547,7 +557,7 @@ def service_main(argv=None) -> int:
     cls(cfg).run()
     return 0
 
-# %% ../nbs/12_live.ipynb #4f4c0871
+# %% ../nbs/12_live.ipynb #17222dce
 class Supervisor:
     "Run the live services as processes: start, restart on crash, summarize, stop cleanly."
     def __init__(self, cfg:LiveConfig, out=print, summary_every_s:float=2.0):
@@ -581,7 +591,9 @@ class Supervisor:
         "Run until the replay is done, `duration_s` passes, or SIGTERM/SIGINT; call `before_stop(self)`; return the last stats of each service."
         bars, first = replay_bars(self.cfg)
         self.n_replay = len(bars) - first
-        for s in (signal.SIGTERM, signal.SIGINT): signal.signal(s, lambda *_: setattr(self, "stopping", True))
+        import threading
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGTERM, signal.SIGINT): signal.signal(s, lambda *_: setattr(self, "stopping", True))
         for name in SERVICE_ORDER: self.start(name)
         sub, t_end, t_sum, last_bars, last_t = self._listen(), time.time() + duration_s, time.time(), 0, time.time()
         self.rate = 0.0

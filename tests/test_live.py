@@ -1,0 +1,183 @@
+"The live loop as a user runs it: real processes, sockets, the SQLite store; parity with the backtest and faults."
+import os, random, signal, threading, time
+import numpy as np, pandas as pd
+import pytest, zmq
+from regime_nb.bus import Publisher, Subscriber, encode
+from regime_nb.data import load_dataset
+from regime_nb.features import FeatureSpec, compute_features
+from regime_nb.live import LiveConfig, Supervisor, parity_check
+from regime_nb.regimes import GMMRegime
+from regime_nb.registry import Registry
+from regime_nb.store import Store
+
+PERMISSIVE = dict(var_limit=None, max_position=10, stale_after_s=60, max_orders_per_min=100_000, max_drawdown=0.99)
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    "A GMM(2) fitted on the S&P 500 up to 2014, registered and promoted to champion."
+    d = tmp_path_factory.mktemp("reg")
+    sp = load_dataset("sp500")
+    m = GMMRegime(2).fit(compute_features(sp).loc[:"2014"])
+    with Registry(d) as reg:
+        reg.promote(reg.register(m, spec=FeatureSpec.default(), data=sp.loc[:"2014"], symbol="sp500"), "champion", reason="tests")
+    return str(d)
+
+def cfg_for(tmp_path, registry, **kw):
+    kw = {"data": "sp500", "start": "2015-01-01", "risk": PERMISSIVE, **kw}
+    return LiveConfig(run_dir=str(tmp_path/"run"), store=str(tmp_path/"store.sqlite"), registry=registry, **kw)
+
+def quiet(_): pass
+
+def test_replay_through_the_live_loop_equals_the_backtest(tmp_path, registry):
+    cfg = cfg_for(tmp_path, registry)
+    sup = Supervisor(cfg, out=quiet)
+    stats = sup.run(180)
+    assert stats["trading"]["done"] and not sup.restarts, (stats, sup.restarts)
+    p = parity_check(cfg)
+    assert p["bars_live"] == p["bars_backtest"] == 1006
+    assert p["trades_live"] == p["trades_backtest"] > 10
+    assert p["max_abs_equity_diff"] <= 1e-9, p
+    st = Store(cfg.store)
+    assert st.integrity_check() and not st.open_orders()
+
+def _bad_file(tmp_path):
+    "S&P 500 2014-2016 as a CSV, and the same bars with bad ones mixed in."
+    sp = load_dataset("sp500").loc["2014":"2016"].reset_index()
+    clean = tmp_path/"clean.csv"; sp.to_csv(clean, index=False)
+    rows, rng = [], np.random.default_rng(0)
+    bad_at = set(rng.choice(np.arange(300, len(sp) - 5), 7, replace=False))
+    kinds = iter(["nan", "inf", "zero", "negative", "spike", "duplicate_ts", "out_of_order"])
+    for i, r in sp.iterrows():
+        rows.append(r.to_dict())
+        if i in bad_at:
+            k, b = next(kinds), r.to_dict()
+            if k == "nan": b["close"] = np.nan
+            elif k == "inf": b["high"] = np.inf
+            elif k == "zero": b["low"] = 0.0
+            elif k == "negative": b["open"] = -b["open"]
+            elif k == "spike": b = {**b, "open": b["close"] * 5, "high": b["close"] * 5, "low": b["close"] * 5, "close": b["close"] * 5}
+            elif k == "out_of_order": b["ts"] = b["ts"] - pd.Timedelta(days=30)
+            if k not in ("duplicate_ts", "out_of_order"): b["ts"] = b["ts"] + pd.Timedelta(hours=12)
+            rows.append(b)
+    bad = tmp_path/"bad.csv"; pd.DataFrame(rows).to_csv(bad, index=False)
+    return clean, bad
+
+def test_bad_bars_are_rejected_counted_and_trigger_nothing(tmp_path, registry):
+    clean, bad = _bad_file(tmp_path)
+    cfg = cfg_for(tmp_path, registry, data=str(bad), start=None, symbol="spx")
+    sup = Supervisor(cfg, out=quiet)
+    stats = sup.run(180)
+    assert stats["trading"]["done"] and not sup.restarts, (stats, sup.restarts)
+    rejected = stats["feed"]["rejected"]
+    for kind in ("nan", "inf", "nonpositive", "spike", "duplicate_ts", "out_of_order"): assert rejected.get(kind, 0) >= 1, rejected
+    assert sum(rejected.values()) == 7
+    # the bad bars changed nothing: the run equals the backtest of the clean bars
+    ref = cfg_for(tmp_path, registry, data=str(clean), start=None, symbol="spx")
+    p = parity_check(ref)
+    assert p["trades_live"] == p["trades_backtest"] and p["max_abs_equity_diff"] <= 1e-9, p
+
+def test_malformed_messages_are_dropped_and_the_service_keeps_running(tmp_path, registry):
+    import subprocess, sys
+    cfg = cfg_for(tmp_path, registry, end="2015-03-31")
+    ctx = zmq.Context.instance()
+    fake_feed = Publisher(cfg.endpoints["feed"], "feed", ctx=ctx)
+    cfg.save()
+    p = subprocess.Popen([sys.executable, "-m", "regime_nb.live", "features", str(tmp_path/"run"/"config.json")])
+    out = Subscriber(cfg.endpoints["features"], topics=("feat.",), ctx=ctx)
+    try:
+        time.sleep(3.0)  # the service loads and connects
+        sym = cfg.symbol
+        raw = fake_feed.sock
+        for frames in ([b"bar.sp500"], [b"bar.sp500", b"\x00\x01", b"x"], [b"bar.sp500", b"garbage" * 10, b"\xc1"], [b"bar.sp500", b"", b""]):
+            raw.send_multipart(frames)
+        for body in ("not a bar", [1, 2, 3], {"ts": "2015", "close": 1.0}, {"ts": 1, "open": 1.0, "high": 1.0, "low": 1.0, "close": "x", "volume": 0.0}):
+            fake_feed.publish(f"bar.{sym}", body)
+        sp = load_dataset("sp500").loc["2015-01-01":"2015-01-31"]
+        for t, r in sp.iterrows():
+            fake_feed.publish(f"bar.{sym}", dict(ts=int(t.value), open=r.open, high=r.high, low=r.low, close=r.close, volume=r.volume), event_ns=int(t.value))
+        got, t_end = 0, time.time() + 10
+        while time.time() < t_end and got < len(sp):
+            m = out.recv(timeout_ms=200)
+            if m is not None: got += 1
+        assert got == len(sp), got
+        assert p.poll() is None  # still running
+    finally:
+        p.terminate(); p.wait(10); out.close(); fake_feed.close()
+
+def test_a_frozen_service_is_detected_within_three_heartbeats_and_stops_trading(tmp_path, registry):
+    cfg = cfg_for(tmp_path, registry, speed=100.0, heartbeat_ms=200)
+    seen = {}
+    sup = Supervisor(cfg, out=quiet)
+    th = threading.Thread(target=lambda: seen.update(stats=sup.run(60)), daemon=True); th.start()
+    st = Store(cfg.store)
+    t_end = time.time() + 30
+    while time.time() < t_end and len(st.query("SELECT 1 FROM equity")) < 100: time.sleep(0.1)
+    pid = sup.procs["prediction"].pid
+    os.kill(pid, signal.SIGSTOP); t_stop = time.time()
+    try:
+        t_alert = None
+        while time.time() - t_stop < 5:
+            a = st.alerts()
+            if len(a) and (a.kind == "silent_peer").any() and a.message.str.contains("prediction").any(): t_alert = time.time(); break
+            time.sleep(0.05)
+        assert t_alert is not None and t_alert - t_stop < 3 * 0.2 + 0.5, t_alert and t_alert - t_stop
+        n_orders = st.query_one("SELECT COUNT(*) FROM orders")[0]
+        time.sleep(1.0)
+        assert st.query_one("SELECT COUNT(*) FROM orders")[0] == n_orders  # no new orders while a peer is frozen
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    sup.stopping = True; th.join(30)
+    assert st.integrity_check()
+
+def test_kill_9_at_random_moments_loses_no_fill_and_duplicates_no_order(tmp_path, registry):
+    from regime_nb.broker import RemoteBroker
+    cfg = cfg_for(tmp_path, registry, speed=150.0)
+    sup = Supervisor(cfg, out=quiet)
+    checks = {}
+    def reconcile(s):
+        b = RemoteBroker(cfg.endpoints["broker"], timeout_ms=3000)
+        st = Store(cfg.store)
+        checks.update(account=b.account(), positions=b.positions(), broker_fills=len(b.fills()), store_fills=len(st.fills()),
+                      store_cash=st.cash_from_fills(cfg.init_cash), store_pos=st.position(cfg.symbol)["qty"], orders=st.query_df("SELECT * FROM orders"))
+        b.close()
+    th = threading.Thread(target=lambda: sup.run(40, before_stop=reconcile), daemon=True); th.start()
+    rng = random.Random(7)
+    st = Store(cfg.store)
+    for victim in ["trading", "features", "trading", "prediction", "trading", "feed"]:
+        time.sleep(rng.uniform(0.8, 2.0))
+        p = sup.procs.get(victim)
+        if p is not None and p.poll() is None: os.kill(p.pid, signal.SIGKILL)
+        assert st.integrity_check()
+    th.join(90)
+    assert sum(sup.restarts.values()) >= 4, sup.restarts
+    assert checks, "the run ended without reconciling"
+    assert checks["store_fills"] == checks["broker_fills"] > 0
+    assert checks["store_pos"] == pytest.approx(checks["positions"].get(cfg.symbol, 0.0), abs=1e-12)
+    assert checks["store_cash"] == pytest.approx(checks["account"]["cash"], abs=1e-12)
+    o = checks["orders"]
+    assert o.client_order_id.is_unique and o.created_ns.notna().all()
+    assert st.integrity_check()
+
+def test_kill_switch_pulls_out_at_the_configured_drawdown(tmp_path, registry):
+    n = 400
+    up, down = np.linspace(100, 110, 200), np.linspace(110, 60, n - 200)
+    close = np.r_[up, down]
+    ts = pd.bdate_range("2016-01-01", periods=n, tz="UTC", name="ts")
+    path = tmp_path/"crash.csv"
+    pd.DataFrame(dict(ts=ts, open=np.r_[close[0], close[:-1]], high=np.maximum(close, np.r_[close[0], close[:-1]]),
+                      low=np.minimum(close, np.r_[close[0], close[:-1]]), close=close, volume=1e6)).to_csv(path, index=False)
+    cfg = cfg_for(tmp_path, registry, data=str(path), start=None, symbol="crash", strategy={"kind": "RegimeExposure", "exposures": [1.0, 1.0]},
+                  risk={**PERMISSIVE, "max_drawdown": 0.25})
+    stats = Supervisor(cfg, out=quiet).run(120)
+    assert stats["trading"]["done"] and stats["trading"]["killed"]
+    st = Store(cfg.store)
+    eq = st.query_df("SELECT ts_ns, equity, positions FROM equity ORDER BY ts_ns")
+    dd = 1 - eq.equity / eq.equity.cummax()
+    first = int(np.argmax(dd.to_numpy() >= 0.25 - 1e-12))
+    assert dd.iloc[:first].max() < 0.25 <= dd.iloc[first]
+    a = st.alerts()
+    assert (a.kind == "kill_switch").sum() == 1
+    units = eq.positions.map(lambda s: __import__("json").loads(s)["crash"])
+    assert units.iloc[first + 1:].eq(0).all()  # flat from the bar after the switch fired (orders fill at the next close)
+    buys_after = st.query_one("SELECT COUNT(*) FROM fills WHERE side IN ('buy', 1) AND ts_ns > ?", (int(eq.ts_ns.iloc[first]),))[0]
+    assert buys_after == 0
