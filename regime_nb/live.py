@@ -364,7 +364,7 @@ def percentiles_us(xs, qs=(50, 99)) -> dict:
     a = np.asarray(xs, dtype="float64")
     return {f"p{q}_us": (float(np.percentile(a, q)) / 1e3 if len(a) else None) for q in qs}
 
-# %% ../nbs/12_live.ipynb #9f373020
+# %% ../nbs/12_live.ipynb #8e01c91f
 class TradingService(Service):
     "Bar + regime probabilities → engine step → risk → store → broker → strategy step, per bar."
     name = "trading"
@@ -383,7 +383,8 @@ class TradingService(Service):
         self.trade = np.zeros(8)
         self.pending_target, self.last_ts, self.done = np.nan, -1, False
         self.bars, self.probs = {}, {}
-        self.latency_ns, self.returns = deque(maxlen=20_000), deque(maxlen=250)
+        self.latency_ns, self.bar_latency_ns, self.returns = deque(maxlen=20_000), deque(maxlen=20_000), deque(maxlen=250)
+        self.first_bar_ns = self.last_bar_ns = None
         self.last_close, self.halted, self.equity_rows, self.last_flush = None, [], [], time.time()
         self.monitor = HeartbeatMonitor(cfg.heartbeat_ms, expect=("feed", "features", "prediction"))
         self.sub = Subscriber(cfg.endpoints["feed"], topics=(f"bar.{cfg.symbol}", f"regime.{cfg.symbol}", f"eof.{cfg.symbol}"), ctx=self.ctx, monitor=self.monitor)
@@ -432,7 +433,7 @@ class TradingService(Service):
         if with_risk or not hasattr(self, "_risk_snap"): self._risk_snap = self.risk.snapshot()
         write_json_atomic(self.snap_path, dict(strategy=self.stepper.state.tolist(), pending=self.pending_target, last_ts=self.last_ts, risk=self._risk_snap))
 
-# %% ../nbs/12_live.ipynb #148a28f4
+# %% ../nbs/12_live.ipynb #7aef04ae
 from fastcore.basics import patch_to
 
 @patch_to(TradingService)
@@ -494,6 +495,8 @@ def process(self, bar:dict, probs:list, send_ns:int):
     self.flush_equity()
     self.last_ts = bar["ts"]; self.count("bars")
     if self.halted: self.count("halted_bars")
+    self.last_bar_ns = time.time_ns(); self.first_bar_ns = self.first_bar_ns or self.last_bar_ns
+    self.bar_latency_ns.append(self.last_bar_ns - send_ns)
     self.save(with_risk=self.counts["bars"] % 50 == 0)
 
 @patch_to(TradingService)
@@ -534,7 +537,10 @@ def run(self):
 
 @patch_to(TradingService)
 def stats(self):
-    return dict(Service.stats(self), **percentiles_us(self.latency_ns), equity=self.cash + self.units * (self.last_close or 0), units=self.units,
+    span = ((self.last_bar_ns or 0) - (self.first_bar_ns or 0)) / 1e9
+    bar_lat = {f"bar_{k}": v for k, v in percentiles_us(self.bar_latency_ns).items()}
+    return dict(Service.stats(self), **percentiles_us(self.latency_ns), **bar_lat, bars_per_s=(self.counts.get("bars", 1) - 1) / span if span > 0 else None,
+                equity=self.cash + self.units * (self.last_close or 0), units=self.units,
                 last_ts=self.last_ts, halted=self.halted, done=self.done and not self.bars, killed=self.risk.state.killed,
                 regime=(int(np.argmax(self.probs_now)) if getattr(self, "probs_now", None) is not None else None), gaps=self.sub.gaps)
 
@@ -557,7 +563,7 @@ def service_main(argv=None) -> int:
     cls(cfg).run()
     return 0
 
-# %% ../nbs/12_live.ipynb #17222dce
+# %% ../nbs/12_live.ipynb #00e7cbd1
 class Supervisor:
     "Run the live services as processes: start, restart on crash, summarize, stop cleanly."
     def __init__(self, cfg:LiveConfig, out=print, summary_every_s:float=2.0):
@@ -583,7 +589,8 @@ class Supervisor:
         t, f = self.stats.get("trading", {}), self.stats.get("feed", {})
         from regime_nb.store import Store
         n_alerts = len(Store(self.cfg.store).alerts())
-        lat = f"p50 {t.get('p50_us') or 0:.0f} us, p99 {t.get('p99_us') or 0:.0f} us"
+        lat = (f"to order p50 {t.get('p50_us') or 0:.0f} us p99 {t.get('p99_us') or 0:.0f} us, "
+               f"to decision p50 {t.get('bar_p50_us') or 0:.0f} us p99 {t.get('bar_p99_us') or 0:.0f} us")
         return (f"[live] bars {t.get('bars', 0)}/{self.n_replay} ({self.rate:.0f}/s), latency {lat}, equity {t.get('equity', float('nan')):.4f}, "
                 f"regime {t.get('regime')}, halted {t.get('halted') or 'no'}, alerts {n_alerts}, restarts {sum(self.restarts.values())}")
 
