@@ -108,7 +108,7 @@ class BarGuard:
         if self.n > self.warmup and self.scale > 0 and abs(math.log(c / self.last_close)) > self.spike_z * 1.2533 * self.scale: return "spike"
         return None
 
-# %% ../nbs/12_live.ipynb #59080797
+# %% ../nbs/12_live.ipynb #99ff4cb9
 BAR_FIELDS = ("ts", "open", "high", "low", "close", "volume")
 
 def bar_from_body(body) -> dict|None:
@@ -140,6 +140,19 @@ class Service:
             self.last_stats_ns = now
             self.pub.publish(f"stats.{self.name}", self.stats())
     def stats(self) -> dict: return dict(service=self.name, pid=os.getpid(), uptime_s=(time.time_ns() - self.started_ns) / 1e9, **self.counts)
+    def await_upstream(self, sub, sources, timeout_s:float=15.0) -> bool:
+        "Wait until `sub` has heard a heartbeat from every upstream `source`, proving its subscription is live; only then heartbeat ourselves."
+        mon, sub.monitor = sub.monitor, HeartbeatMonitor(self.cfg.heartbeat_ms)
+        deadline = time.time() + timeout_s
+        try:
+            while time.time() < deadline and not self.stopping:
+                sub.recv(timeout_ms=20)
+                if all(s in sub.monitor.last for s in sources): return True
+            self.log.warning("no heartbeat from %s within %.0f s; starting anyway", sources, timeout_s); return False
+        finally:
+            if mon is not None:
+                for s, t in sub.monitor.last.items(): mon.observe(s, t)
+            sub.monitor = mon
     def close(self): self.pub.close()
 
 # %% ../nbs/12_live.ipynb #28665e66
@@ -215,7 +228,7 @@ class FeedHandler(Service):
 
     def stats(self): return dict(super().stats(), pos=self.pos, total=len(self.bars), rejected=dict(self.guard.rejected))
 
-# %% ../nbs/12_live.ipynb #d81b649f
+# %% ../nbs/12_live.ipynb #08e27d90
 def model_spec(cfg:LiveConfig):
     "The FeatureSpec the served model was trained with (or the config's)."
     from regime_nb.features import FeatureSpec
@@ -260,6 +273,7 @@ class FeatureService(Service):
 
     def run(self):
         self.install_signals()
+        self.await_upstream(self.sub, ("feed",))
         n = 0
         while not self.stopping:
             self.tick()
@@ -279,7 +293,7 @@ class FeatureService(Service):
     def save(self): write_json_atomic(self.snap_path, dict(engine=self.engine.snapshot(), last_ts=self.last_ts))
     def stats(self): return dict(super().stats(), gaps=self.sub.gaps, undecodable=self.sub.bad)
 
-# %% ../nbs/12_live.ipynb #007f98b9
+# %% ../nbs/12_live.ipynb #2dfb736c
 class ServedModel:
     "A registry version and its online scorer, warmed on recent feature vectors."
     def __init__(self, registry, ref, history=()):
@@ -330,6 +344,7 @@ class PredictionService(Service):
 
     def run(self):
         self.install_signals()
+        self.await_upstream(self.sub, ("features",))
         while not self.stopping:
             self.tick()
             now = time.time()
@@ -433,7 +448,7 @@ class TradingService(Service):
         if with_risk or not hasattr(self, "_risk_snap"): self._risk_snap = self.risk.snapshot()
         write_json_atomic(self.snap_path, dict(strategy=self.stepper.state.tolist(), pending=self.pending_target, last_ts=self.last_ts, risk=self._risk_snap))
 
-# %% ../nbs/12_live.ipynb #7aef04ae
+# %% ../nbs/12_live.ipynb #9c884f42
 from fastcore.basics import patch_to
 
 @patch_to(TradingService)
@@ -511,6 +526,7 @@ def watch_peers(self, now_ns:int):
 @patch_to(TradingService)
 def run(self):
     self.install_signals()
+    self.await_upstream(self.sub, ("feed", "prediction"))
     while not self.stopping:
         self.tick()
         self.watch_peers(time.time_ns())

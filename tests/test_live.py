@@ -2,7 +2,7 @@
 import os, random, signal, threading, time
 import numpy as np, pandas as pd
 import pytest, zmq
-from regime_nb.bus import Publisher, Subscriber, encode
+from regime_nb.bus import Heartbeat, Publisher, Subscriber
 from regime_nb.data import load_dataset
 from regime_nb.features import FeatureSpec, compute_features
 from regime_nb.live import LiveConfig, Supervisor, parity_check
@@ -84,8 +84,10 @@ def test_malformed_messages_are_dropped_and_the_service_keeps_running(tmp_path, 
     cfg.save()
     p = subprocess.Popen([sys.executable, "-m", "regime_nb.live", "features", str(tmp_path/"run"/"config.json")])
     out = Subscriber(cfg.endpoints["features"], topics=("feat.",), ctx=ctx)
+    hb = Heartbeat(fake_feed, 200)
     try:
-        time.sleep(3.0)  # the service loads and connects
+        t_ready = time.time() + 4.0  # the service loads, connects and hears the (fake) feed's heartbeat
+        while time.time() < t_ready: hb.tick(); time.sleep(0.05)
         sym = cfg.symbol
         raw = fake_feed.sock
         for frames in ([b"bar.sp500"], [b"bar.sp500", b"\x00\x01", b"x"], [b"bar.sp500", b"garbage" * 10, b"\xc1"], [b"bar.sp500", b"", b""]):
@@ -97,6 +99,7 @@ def test_malformed_messages_are_dropped_and_the_service_keeps_running(tmp_path, 
             fake_feed.publish(f"bar.{sym}", dict(ts=int(t.value), open=r.open, high=r.high, low=r.low, close=r.close, volume=r.volume), event_ns=int(t.value))
         got, t_end = 0, time.time() + 10
         while time.time() < t_end and got < len(sp):
+            hb.tick()
             m = out.recv(timeout_ms=200)
             if m is not None: got += 1
         assert got == len(sp), got
