@@ -79,19 +79,20 @@ def replay_bars(cfg:LiveConfig) -> tuple[pd.DataFrame, int]:
     first = int(bars.index.searchsorted(pd.Timestamp(cfg.start, tz="UTC"))) if cfg.start else 0
     return bars, first
 
-# %% ../nbs/12_live.ipynb #5f163dc5
+# %% ../nbs/12_live.ipynb #7abe2845
 class BarGuard:
     "Streaming validation of bars: `check(...)` returns None for a good bar or the kind of problem."
-    def __init__(self, spike_z:float=10.0, halflife:float=20.0, warmup:int=20):
-        self.spike_z, self.alpha, self.warmup = spike_z, 1 - 0.5 ** (1 / halflife), warmup
+    def __init__(self, spike_z:float=25.0, warn_z:float=10.0, halflife:float=20.0, warmup:int=20):
+        self.spike_z, self.warn_z, self.alpha, self.warmup = spike_z, warn_z, 1 - 0.5 ** (1 / halflife), warmup
         self.last_ts, self.last_close, self.scale, self.n = None, None, 0.0, 0
-        self.rejected = {}
+        self.rejected, self.warnings = {}, {}
     def check(self, ts_ns:int, open:float, high:float, low:float, close:float, volume:float=0.0) -> str|None:
         "Validate one bar; update the state only when it is good."
         kind = self._kind(ts_ns, open, high, low, close, volume)
         if kind: self.rejected[kind] = self.rejected.get(kind, 0) + 1; return kind
         if self.last_close is not None:
             a = abs(math.log(close / self.last_close))
+            if self.n > self.warmup and self.scale > 0 and a > self.warn_z * 1.2533 * self.scale: self.warnings["large_move"] = self.warnings.get("large_move", 0) + 1
             self.scale = a if self.n == 1 else self.scale + self.alpha * (a - self.scale)
         self.last_ts, self.last_close, self.n = ts_ns, close, self.n + 1
         return None
@@ -155,7 +156,7 @@ class Service:
             sub.monitor = mon
     def close(self): self.pub.close()
 
-# %% ../nbs/12_live.ipynb #28665e66
+# %% ../nbs/12_live.ipynb #861a89ea
 class FeedHandler(Service):
     "Replay bars: validate each one, publish `bar.<symbol>`, record it; resume after a restart."
     name = "feed"
@@ -226,7 +227,7 @@ class FeedHandler(Service):
         if batch: self.store.record_bars(batch, source="feed")
         write_json_atomic(self.progress_path, dict(pos=self.pos))
 
-    def stats(self): return dict(super().stats(), pos=self.pos, total=len(self.bars), rejected=dict(self.guard.rejected))
+    def stats(self): return dict(super().stats(), pos=self.pos, total=len(self.bars), rejected=dict(self.guard.rejected), warnings=dict(self.guard.warnings))
 
 # %% ../nbs/12_live.ipynb #08e27d90
 def model_spec(cfg:LiveConfig):
@@ -379,7 +380,7 @@ def percentiles_us(xs, qs=(50, 99)) -> dict:
     a = np.asarray(xs, dtype="float64")
     return {f"p{q}_us": (float(np.percentile(a, q)) / 1e3 if len(a) else None) for q in qs}
 
-# %% ../nbs/12_live.ipynb #8e01c91f
+# %% ../nbs/12_live.ipynb #e8ae9fdc
 class TradingService(Service):
     "Bar + regime probabilities → engine step → risk → store → broker → strategy step, per bar."
     name = "trading"
@@ -396,7 +397,7 @@ class TradingService(Service):
         self.risk = RiskManager(RiskLimits(**cfg.risk))
         self.params, self.state = engine_params(costs_bps=cfg.costs_bps, slippage_bps=cfg.slippage_bps), engine_state(cfg.init_cash)
         self.trade = np.zeros(8)
-        self.pending_target, self.last_ts, self.done = np.nan, -1, False
+        self.pending_target, self.last_ts, self.done, self.eof_from = np.nan, -1, False, set()
         self.bars, self.probs = {}, {}
         self.latency_ns, self.bar_latency_ns, self.returns = deque(maxlen=20_000), deque(maxlen=20_000), deque(maxlen=250)
         self.first_bar_ns = self.last_bar_ns = None
@@ -448,7 +449,7 @@ class TradingService(Service):
         if with_risk or not hasattr(self, "_risk_snap"): self._risk_snap = self.risk.snapshot()
         write_json_atomic(self.snap_path, dict(strategy=self.stepper.state.tolist(), pending=self.pending_target, last_ts=self.last_ts, risk=self._risk_snap))
 
-# %% ../nbs/12_live.ipynb #9c884f42
+# %% ../nbs/12_live.ipynb #c6cb2e08
 from fastcore.basics import patch_to
 
 @patch_to(TradingService)
@@ -542,7 +543,9 @@ def run(self):
             if not (isinstance(b, dict) and isinstance(b.get("ts"), int) and isinstance(b.get("probs"), list) and all(isinstance(p, float) and p == p for p in b["probs"])):
                 self.count("bad_messages"); continue
             self.probs[b["ts"]] = b["probs"]
-        elif m.topic.startswith("eof.") and m.source == "prediction": self.done = True
+        elif m.topic.startswith("eof."):
+            self.eof_from.add(m.source)
+            self.done = {"feed", "prediction"} <= self.eof_from  # every bar and every prediction has arrived
         for ts in sorted(t for t in self.probs if t in self.bars):
             (bar, sent), probs = self.bars.pop(ts), self.probs.pop(ts)
             if ts > self.last_ts: self.process(bar, probs, sent)
@@ -557,7 +560,7 @@ def stats(self):
     bar_lat = {f"bar_{k}": v for k, v in percentiles_us(self.bar_latency_ns).items()}
     return dict(Service.stats(self), **percentiles_us(self.latency_ns), **bar_lat, bars_per_s=(self.counts.get("bars", 1) - 1) / span if span > 0 else None,
                 equity=self.cash + self.units * (self.last_close or 0), units=self.units,
-                last_ts=self.last_ts, halted=self.halted, done=self.done and not self.bars, killed=self.risk.state.killed,
+                last_ts=self.last_ts, halted=self.halted, done=self.done and not self.bars and not self.probs, killed=self.risk.state.killed,
                 regime=(int(np.argmax(self.probs_now)) if getattr(self, "probs_now", None) is not None else None), gaps=self.sub.gaps)
 
 # %% ../nbs/12_live.ipynb #404c99c0
