@@ -265,7 +265,7 @@ def cmd_scan(args) -> int:
     print(f"{int(table.passed.sum())} of {len(table)} pass the gates; report: {out}")
     return 0
 
-# %% ../nbs/14_cli.ipynb #9c14b8ea
+# %% ../nbs/14_cli.ipynb #207c4cc7
 def cmd_live(args) -> int:
     "Run the live services under the supervisor; print summaries and the parity check."
     from regime_nb.live import LiveConfig, Supervisor, parity_check
@@ -279,7 +279,7 @@ def cmd_live(args) -> int:
                      strategy={"kind": "RegimeExposure", "exposures": list(_floats(args.exposures))},
                      risk=dict(max_drawdown=s.risk.max_drawdown, stale_after_s=max(s.risk.stale_after_s, 30.0), var_limit=None,
                                max_position=max(s.risk.max_position, max(_floats(args.exposures))), max_orders_per_min=100_000))
-    stats = Supervisor(cfg).run(args.duration)
+    stats = Supervisor(cfg).run(args.duration, handle_signals=True)
     if stats.get("trading", {}).get("done"):
         p = parity_check(cfg)
         print(f"parity with the backtest: {p['trades_live']} live trades vs {p['trades_backtest']}, max |equity difference| {p['max_abs_equity_diff']:.3g} over {p['bars_live']} bars")

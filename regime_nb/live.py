@@ -582,7 +582,7 @@ def service_main(argv=None) -> int:
     cls(cfg).run()
     return 0
 
-# %% ../nbs/12_live.ipynb #00e7cbd1
+# %% ../nbs/12_live.ipynb #676b26d8
 class Supervisor:
     "Run the live services as processes: start, restart on crash, summarize, stop cleanly."
     def __init__(self, cfg:LiveConfig, out=print, summary_every_s:float=2.0):
@@ -613,12 +613,12 @@ class Supervisor:
         return (f"[live] bars {t.get('bars', 0)}/{self.n_replay} ({self.rate:.0f}/s), latency {lat}, equity {t.get('equity', float('nan')):.4f}, "
                 f"regime {t.get('regime')}, halted {t.get('halted') or 'no'}, alerts {n_alerts}, restarts {sum(self.restarts.values())}")
 
-    def run(self, duration_s:float=60.0, before_stop=None) -> dict:
+    def run(self, duration_s:float=60.0, before_stop=None, handle_signals:bool=False) -> dict:
         "Run until the replay is done, `duration_s` passes, or SIGTERM/SIGINT; call `before_stop(self)`; return the last stats of each service."
         bars, first = replay_bars(self.cfg)
         self.n_replay = len(bars) - first
         import threading
-        if threading.current_thread() is threading.main_thread():
+        if handle_signals and threading.current_thread() is threading.main_thread():
             for s in (signal.SIGTERM, signal.SIGINT): signal.signal(s, lambda *_: setattr(self, "stopping", True))
         for name in SERVICE_ORDER: self.start(name)
         sub, t_end, t_sum, last_bars, last_t = self._listen(), time.time() + duration_s, time.time(), 0, time.time()
