@@ -16,10 +16,10 @@ from .bus import Heartbeat, HeartbeatMonitor, Publisher, Subscriber, check_endpo
 # %% auto #0
 __all__ = ['BAR_FIELDS', 'SERVICE_ORDER', 'free_endpoint', 'LiveConfig', 'write_json_atomic', 'read_json', 'replay_bars',
            'BarGuard', 'bar_from_body', 'Service', 'FeedHandler', 'model_spec', 'FeatureService', 'ServedModel',
-           'PredictionService', 'make_strategy', 'percentiles_us', 'TradingService', 'service_main', 'Supervisor',
-           'parity_check']
+           'PredictionService', 'make_strategy', 'percentiles_us', 'TradingService', 'JournaledBroker', 'service_main',
+           'Supervisor', 'parity_check']
 
-# %% ../nbs/12_live.ipynb #0335de74
+# %% ../nbs/12_live.ipynb #a7a12878
 def free_endpoint(host:str="127.0.0.1") -> str:
     "A tcp endpoint on `host` with a port that is free right now."
     import socket
@@ -44,7 +44,7 @@ class LiveConfig:
     slippage_bps: float = 0.0
     init_cash: float = 1.0
     risk: dict = field(default_factory=dict)  # RiskLimits overrides
-    heartbeat_ms: int = 200
+    heartbeat_ms: int = 500  # a peer silent for 3 intervals halts new risk
     endpoints: dict = field(default_factory=dict)  # feed, features, predictions, trading, broker
     feature_spec: dict | None = None  # default: the champion model's spec from the registry
 
@@ -563,7 +563,33 @@ def stats(self):
                 last_ts=self.last_ts, halted=self.halted, done=self.done and not self.bars and not self.probs, killed=self.risk.state.killed,
                 regime=(int(np.argmax(self.probs_now)) if getattr(self, "probs_now", None) is not None else None), gaps=self.sub.gaps)
 
-# %% ../nbs/12_live.ipynb #404c99c0
+# %% ../nbs/12_live.ipynb #aabc698c
+class JournaledBroker:
+    "A `SimBroker` whose state-changing calls are journaled (JSON lines) and replayed after a restart."
+    MUTATORS = ("submit", "cancel", "on_bar", "on_quote")
+    def __init__(self, broker, path):
+        self.broker, self.path = broker, Path(path)
+        self.replayed = 0
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                try: rec = json.loads(line)
+                except json.JSONDecodeError: break  # a torn last line from the crash: it was never applied
+                self._apply(rec["m"], rec["a"]); self.replayed += 1
+        self.f = open(self.path, "a")
+    def _apply(self, m, a):
+        from regime_nb.broker import Order
+        if m == "submit": return self.broker.submit(Order.from_dict(a[0]))
+        return getattr(self.broker, m)(*a)
+    def __getattr__(self, name):
+        attr = getattr(self.broker, name)
+        if name not in self.MUTATORS: return attr
+        def call(*a):
+            args = [a[0].to_dict()] if name == "submit" else list(a)
+            self.f.write(json.dumps({"m": name, "a": args}) + "\n"); self.f.flush()  # survives the process, not the machine
+            return attr(*a)
+        return call
+
+# %% ../nbs/12_live.ipynb #b98c7ed2
 SERVICE_ORDER = ("broker", "trading", "prediction", "features", "feed")
 
 def service_main(argv=None) -> int:
@@ -572,11 +598,13 @@ def service_main(argv=None) -> int:
     cfg = LiveConfig.load(cfg_path)
     configure_logging(os.environ.get("REGIME_NB_LOGGING_LEVEL", "WARNING"))
     if name == "broker":
-        from regime_nb.broker import run_broker_process
+        from regime_nb.broker import BrokerServer, SimBroker
         stop = {"flag": False}
         for s in (signal.SIGTERM, signal.SIGINT): signal.signal(s, lambda *_: stop.__setitem__("flag", True))
-        run_broker_process(cfg.endpoints["broker"], stop=lambda: stop["flag"], fill_mode="bar_close", fee_bps=cfg.costs_bps,
-                           slippage_bps=cfg.slippage_bps, init_cash=cfg.init_cash)
+        sim = SimBroker(fill_mode="bar_close", fee_bps=cfg.costs_bps, slippage_bps=cfg.slippage_bps, init_cash=cfg.init_cash)
+        srv = BrokerServer(JournaledBroker(sim, Path(cfg.run_dir)/"broker.journal.jsonl"), cfg.endpoints["broker"])
+        try: srv.run(lambda: stop["flag"])
+        finally: srv.close()
         return 0
     cls = dict(feed=FeedHandler, features=FeatureService, prediction=PredictionService, trading=TradingService)[name]
     cls(cfg).run()
