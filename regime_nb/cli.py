@@ -138,7 +138,7 @@ def cmd_registry(args) -> int:
             print(h.to_string() if len(h) else "no promotions yet")
     return 0
 
-# %% ../nbs/14_cli.ipynb #23b99f96
+# %% ../nbs/14_cli.ipynb #9d8c9b59
 def _floats(s): return tuple(float(x) for x in str(s).split(","))
 
 def _make_strategy(args, n_regimes):
@@ -163,27 +163,26 @@ def _out_dir(args, s, name):
     import time
     return Path(args.out) if args.out else Path(s.paths.output_dir)/name/time.strftime("%Y%m%d-%H%M%S")
 
-def _research_inputs(args, bars):
-    "Features for the model (and the z-score the zscore strategy reads)."
+def _fit_on_first_part(args, bars):
+    "Fit the model on the first `--train-frac` of the bars; return the model, the strategy inputs for every bar, and the cut."
     from regime_nb.features import FeatureSpec, compute_features
-    spec = _spec_with_zscore(args)
-    X = compute_features(bars, spec)
+    from regime_nb.strategies import make_inputs
+    X = compute_features(bars, _spec_with_zscore(args))
     extra = compute_features(bars, FeatureSpec([{"kind": "zscore", "window": 20}])) if args.strategy == "zscore" else None
-    return spec, X, extra
+    cut = int(len(bars) * args.train_frac)
+    model = _make_model(args).fit(X.iloc[:cut])
+    return model, make_inputs(bars, X if extra is None else X.join(extra), model.predict_proba(X)), cut
 
-# %% ../nbs/14_cli.ipynb #ca1c2511
+# %% ../nbs/14_cli.ipynb #e2f34d82
 def cmd_backtest(args) -> int:
     "Fit the model on the first part of the data, backtest the strategy on the rest, write a report folder."
     from regime_nb.backtest import backtest, save_report
-    from regime_nb.strategies import make_inputs
     s = _settings(args)
     bars, symbol = _load_any(args.data)
-    spec, X, extra = _research_inputs(args, bars)
-    cut = int(len(bars) * args.train_frac)
-    model = _make_model(args).fit(X.iloc[:cut])
-    inputs = make_inputs(bars, X if extra is None else X.join(extra), model.predict_proba(X))
+    model, inputs, cut = _fit_on_first_part(args, bars)
     strat = _make_strategy(args, model.n_regimes_)
-    res = backtest(bars.iloc[cut:], strat.targets(inputs).iloc[cut:], regimes=model.predict(X).iloc[cut:], **_bt_kw(args))
+    regimes = pd.Series(inputs[model.regime_names_].to_numpy().argmax(1), index=bars.index).where(inputs[model.regime_names_].notna().all(axis=1), -1)
+    res = backtest(bars.iloc[cut:], strat.targets(inputs).iloc[cut:], regimes=regimes.iloc[cut:].astype(int), **_bt_kw(args))
     out = save_report(res, _out_dir(args, s, "backtest"), extra=dict(command="backtest", data=symbol, model=repr(model), strategy_repr=repr(strat), train_end=str(bars.index[cut - 1])))
     print(res.report().round(4).to_string()); print(f"report: {out}")
     return 0
@@ -231,18 +230,14 @@ def _parse_gates(items):
         gates[m.group(1)] = (m.group(2), float(m.group(3)))
     return gates or None
 
-# %% ../nbs/14_cli.ipynb #305ee8d3
+# %% ../nbs/14_cli.ipynb #e971f966
 def cmd_sweep(args) -> int:
     "Backtest the strategy over a parameter grid (joblib or Dask); write the sorted table."
-    from regime_nb.strategies import make_inputs
     from regime_nb.validation import sweep
     s = _settings(args)
     bars, symbol = _load_any(args.data)
-    spec, X, extra = _research_inputs(args, bars)
-    cut = int(len(bars) * args.train_frac)
-    model = _make_model(args).fit(X.iloc[:cut])
-    inputs = make_inputs(bars, X if extra is None else X.join(extra), model.predict_proba(X)).iloc[cut:]
-    table = sweep(bars.iloc[cut:], _make_strategy(args, model.n_regimes_), _parse_grid(args.grid), inputs=inputs, sort_by=args.sort_by,
+    model, inputs, cut = _fit_on_first_part(args, bars)
+    table = sweep(bars.iloc[cut:], _make_strategy(args, model.n_regimes_), _parse_grid(args.grid), inputs=inputs.iloc[cut:], sort_by=args.sort_by,
                   gates=_parse_gates(args.gate), n_jobs=args.jobs, scheduler=args.scheduler, progress=not args.quiet, **_bt_kw(args))
     out = _out_dir(args, s, "sweep"); out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out/"sweep.csv", index=False); table.to_json(out/"sweep.json", orient="records", indent=2)
