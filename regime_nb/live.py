@@ -380,7 +380,7 @@ def percentiles_us(xs, qs=(50, 99)) -> dict:
     a = np.asarray(xs, dtype="float64")
     return {f"p{q}_us": (float(np.percentile(a, q)) / 1e3 if len(a) else None) for q in qs}
 
-# %% ../nbs/12_live.ipynb #e8ae9fdc
+# %% ../nbs/12_live.ipynb #02a22fa7
 class TradingService(Service):
     "Bar + regime probabilities → engine step → risk → store → broker → strategy step, per bar."
     name = "trading"
@@ -390,14 +390,14 @@ class TradingService(Service):
         from regime_nb.broker import RemoteBroker
         from regime_nb.risk import RiskLimits, RiskManager
         from regime_nb.store import Store
-        self.store, self.snap_path = Store(cfg.store), Path(cfg.run_dir)/"trading.snapshot.json"
+        self.store, self.snap_path, self.risk_path = Store(cfg.store), Path(cfg.run_dir)/"trading.snapshot.json", Path(cfg.run_dir)/"risk.snapshot.json"
         self.broker = RemoteBroker(cfg.endpoints["broker"], timeout_ms=2000, retries=2)
         self.strategy = make_strategy(cfg.strategy)
         self.stepper = self.strategy.stepper()
         self.risk = RiskManager(RiskLimits(**cfg.risk))
         self.params, self.state = engine_params(costs_bps=cfg.costs_bps, slippage_bps=cfg.slippage_bps), engine_state(cfg.init_cash)
         self.trade = np.zeros(8)
-        self.pending_target, self.last_ts, self.done, self.eof_from = np.nan, -1, False, set()
+        self.pending_target, self.last_ts, self.done, self.eof_from, self.n_msgs = np.nan, -1, False, set(), 0
         self.bars, self.probs = {}, {}
         self.latency_ns, self.bar_latency_ns, self.returns = deque(maxlen=20_000), deque(maxlen=20_000), deque(maxlen=250)
         self.first_bar_ns = self.last_bar_ns = None
@@ -410,10 +410,10 @@ class TradingService(Service):
     # --- restart: the book comes from the store, reconciled with the broker by client order id
     def restore(self):
         "Resume from the snapshot; resolve open orders with the broker; rebuild the book from recorded fills."
-        snap = read_json(self.snap_path)
+        snap, risk = read_json(self.snap_path), read_json(self.risk_path)
         if snap is not None:
             self.stepper.state[:] = snap["strategy"]; self.pending_target, self.last_ts = snap["pending"], snap["last_ts"]
-            if snap.get("risk"): self.risk.restore(snap["risk"])
+        if risk is not None: self.risk.restore(risk)
         from regime_nb.broker import Fill, Ledger
         self.ledger = Ledger(self.cfg.init_cash)
         for r in self.store.fills().itertuples():  # the recorded book, in the order it was recorded
@@ -445,11 +445,11 @@ class TradingService(Service):
             self.equity_rows, self.last_flush = [], time.time()
 
     def save(self, with_risk=False):
-        "Snapshot the strategy state, the pending target and (every so often) the risk manager."
-        if with_risk or not hasattr(self, "_risk_snap"): self._risk_snap = self.risk.snapshot()
-        write_json_atomic(self.snap_path, dict(strategy=self.stepper.state.tolist(), pending=self.pending_target, last_ts=self.last_ts, risk=self._risk_snap))
+        "Snapshot the strategy state and the pending target every bar (small); the risk manager when asked (it is larger)."
+        write_json_atomic(self.snap_path, dict(strategy=self.stepper.state.tolist(), pending=self.pending_target, last_ts=self.last_ts))
+        if with_risk: write_json_atomic(self.risk_path, self.risk.snapshot())
 
-# %% ../nbs/12_live.ipynb #c6cb2e08
+# %% ../nbs/12_live.ipynb #c5cd63e0
 from fastcore.basics import patch_to
 
 @patch_to(TradingService)
@@ -532,7 +532,7 @@ def run(self):
         self.tick()
         self.watch_peers(time.time_ns())
         m = self.sub.recv(timeout_ms=20)
-        if m is None: continue
+        if m is None: self.flush_equity(); continue
         self.monitor.observe(m.source, m.recv_ns)  # any message is a sign of life, not only heartbeats
         if m.topic.startswith("bar."):
             bar = bar_from_body(m.body)
@@ -546,12 +546,15 @@ def run(self):
         elif m.topic.startswith("eof."):
             self.eof_from.add(m.source)
             self.done = {"feed", "prediction"} <= self.eof_from  # every bar and every prediction has arrived
-        for ts in sorted(t for t in self.probs if t in self.bars):
+        ts = m.body.get("ts") if isinstance(m.body, dict) else None
+        if ts in self.bars and ts in self.probs:  # this message completed a bar: process it (both streams arrive in order)
             (bar, sent), probs = self.bars.pop(ts), self.probs.pop(ts)
             if ts > self.last_ts: self.process(bar, probs, sent)
-        for d in (self.bars, self.probs):
-            for t in [t for t in d if t <= self.last_ts]: d.pop(t)
-        if m is None or self.done: self.flush_equity(force=True)
+        self.n_msgs += 1
+        if self.n_msgs % 5000 == 0:  # now and then, drop halves that can never be completed (e.g. missed while restarting)
+            for d in (self.bars, self.probs):
+                for t in [t for t in d if t <= self.last_ts]: d.pop(t)
+        if self.done: self.flush_equity(force=True)
     self.flush_equity(force=True); self.save(with_risk=True); self.close()
 
 @patch_to(TradingService)
