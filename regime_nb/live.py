@@ -449,7 +449,7 @@ class TradingService(Service):
         write_json_atomic(self.snap_path, dict(strategy=self.stepper.state.tolist(), pending=self.pending_target, last_ts=self.last_ts))
         if with_risk: write_json_atomic(self.risk_path, self.risk.snapshot())
 
-# %% ../nbs/12_live.ipynb #c5cd63e0
+# %% ../nbs/12_live.ipynb #c29fed76
 from fastcore.basics import patch_to
 
 @patch_to(TradingService)
@@ -540,7 +540,8 @@ def run(self):
             elif bar["ts"] > self.last_ts: self.bars[bar["ts"]] = (bar, m.send_ns)
         elif m.topic.startswith("regime."):
             b = m.body
-            if not (isinstance(b, dict) and isinstance(b.get("ts"), int) and isinstance(b.get("probs"), list) and all(isinstance(p, float) and p == p for p in b["probs"])):
+            if not (isinstance(b, dict) and isinstance(b.get("ts"), int) and isinstance(b.get("probs"), list)
+                    and all(isinstance(p, float) and not math.isinf(p) for p in b["probs"])):  # NaN is allowed: no call yet (warm-up)
                 self.count("bad_messages"); continue
             self.probs[b["ts"]] = b["probs"]
         elif m.topic.startswith("eof."):
@@ -564,7 +565,7 @@ def stats(self):
     return dict(Service.stats(self), **percentiles_us(self.latency_ns), **bar_lat, bars_per_s=(self.counts.get("bars", 1) - 1) / span if span > 0 else None,
                 equity=self.cash + self.units * (self.last_close or 0), units=self.units,
                 last_ts=self.last_ts, halted=self.halted, done=self.done and not self.bars and not self.probs, killed=self.risk.state.killed,
-                regime=(int(np.argmax(self.probs_now)) if getattr(self, "probs_now", None) is not None else None), gaps=self.sub.gaps)
+                regime=(int(np.argmax(p)) if (p := getattr(self, "probs_now", None)) is not None and not np.isnan(p).any() else None), gaps=self.sub.gaps)
 
 # %% ../nbs/12_live.ipynb #aabc698c
 class JournaledBroker:
