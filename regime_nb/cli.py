@@ -138,8 +138,16 @@ def cmd_registry(args) -> int:
             print(h.to_string() if len(h) else "no promotions yet")
     return 0
 
-# %% ../nbs/14_cli.ipynb #35513000
+# %% ../nbs/14_cli.ipynb #92f8df2a
 def _floats(s): return tuple(float(x) for x in str(s).split(","))
+
+def _speed(s):
+    "--speed: 'max' (0.0, as fast as possible) or a positive number of bars per second."
+    if s == "max": return 0.0
+    try: v = float(s)
+    except ValueError: v = -1.0
+    if not v > 0: raise argparse.ArgumentTypeError(f"{s!r}: expected 'max' or bars per second > 0, e.g. 250")
+    return v
 
 def _make_strategy(args, n_regimes):
     from regime_nb.strategies import RegimeExposure, TrendFilter, ZScoreRegimeSwitch
@@ -259,7 +267,7 @@ def cmd_scan(args) -> int:
     print(f"{int(table.passed.sum())} of {len(table)} pass the gates; report: {out}")
     return 0
 
-# %% ../nbs/14_cli.ipynb #6995a560
+# %% ../nbs/14_cli.ipynb #acf9c971
 def cmd_live(args) -> int:
     "Run the live services under the supervisor; print summaries and the parity check."
     from regime_nb.live import LiveConfig, Supervisor, parity_check
@@ -268,7 +276,7 @@ def cmd_live(args) -> int:
     from regime_nb.registry import Registry
     with Registry(args.registry or s.paths.registry) as reg: reg.resolve(args.model_alias)  # fail now, clearly, if nothing is served
     cfg = LiveConfig(run_dir=str(run_dir), store=args.store or str(run_dir/"store.sqlite"), registry=str(args.registry or s.paths.registry),
-                     data=args.data, start=args.start, end=args.end, speed=0.0 if args.speed == "max" else float(args.speed),
+                     data=args.data, start=args.start, end=args.end, speed=args.speed,
                      model_alias=args.model_alias, shadow_alias=args.shadow_alias, costs_bps=args.costs_bps,
                      strategy={"kind": "RegimeExposure", "exposures": list(_floats(args.exposures))},
                      risk=dict(max_drawdown=s.risk.max_drawdown, stale_after_s=max(s.risk.stale_after_s, 30.0), var_limit=None,
@@ -288,7 +296,7 @@ def cmd_demo(args) -> int:
     print(format_summary(res))
     return 0
 
-# %% ../nbs/14_cli.ipynb #1c7579e0
+# %% ../nbs/14_cli.ipynb #f9bafffa
 def make_parser() -> argparse.ArgumentParser:
     "The `regime-nb` argument parser with all its subcommands."
     p = argparse.ArgumentParser(prog="regime-nb", description="Market-regime research to live trading, from notebooks.")
@@ -374,7 +382,7 @@ def make_parser() -> argparse.ArgumentParser:
     lv.add_argument("--data", default="sp500", help="bundled dataset or bars file to replay")
     lv.add_argument("--start", default=None, help="first bar to trade (earlier bars warm the features)")
     lv.add_argument("--end", default=None)
-    lv.add_argument("--speed", default="max", help="'max' or bars per second")
+    lv.add_argument("--speed", default="max", type=_speed, help="'max' or bars per second")
     lv.add_argument("--duration", type=float, default=60.0, help="stop after this many seconds")
     lv.add_argument("--store", help="metastore file (default: <run-dir>/store.sqlite)")
     lv.add_argument("--registry", help="registry folder (default: [paths] registry)")
