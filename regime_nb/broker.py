@@ -253,7 +253,7 @@ def submit(self, order:Order) -> Ack:
     self._orders[cid] = self._open[cid] = w
     return Ack(cid, True, w.status)
 
-# %% ../nbs/09_broker.ipynb #e9559e48
+# %% ../nbs/09_broker.ipynb #6446977f
 @patch_to(SimBroker)
 def cancel(self, client_order_id:str) -> Ack:
     "Cancel an open order at once (fills before the cancel stay); cancelling twice is harmless."
@@ -290,6 +290,11 @@ def account(self) -> dict:
 def fills(self, since_seq:int=0) -> list:
     "The fills numbered after `since_seq`, in order."
     return self._fills[max(0, int(since_seq)):]
+
+@patch_to(SimBroker)
+def open_order_ids(self) -> list:
+    "The client order ids of the orders that may still fill, in submission order (cheap: no status records built)."
+    return list(self._open)
 
 # %% ../nbs/09_broker.ipynb #d8da1f62
 @patch_to(SimBroker)
