@@ -179,7 +179,7 @@ def regimes_from_body(body) -> list|None:
     if not all(isinstance(p, list) and p and all(isinstance(v, float) and not math.isinf(v) for v in p) for p in probs): return None
     return list(zip(ts, probs))
 
-# %% ../nbs/12_live.ipynb #ad1bc2e3
+# %% ../nbs/12_live.ipynb #9fcff865
 class Service:
     "Base of the live services: a publisher with heartbeats and stats, a stop flag set by SIGTERM/SIGINT."
     name = "service"
@@ -189,7 +189,7 @@ class Service:
         self.pub = Publisher(endpoint or cfg.endpoints[self.name], self.name, ctx=self.ctx)
         self.hb = Heartbeat(self.pub, cfg.heartbeat_ms)
         self.stopping, self.started_ns, self.last_stats_ns = False, time.time_ns(), 0
-        self.counts = {}
+        self.counts, self.hop_ns = {}, deque(maxlen=20_000)  # hop: upstream publishing a message -> this service receiving it
     def count(self, key, n=1): self.counts[key] = self.counts.get(key, 0) + n
     def install_signals(self):
         "Stop cleanly on SIGTERM/SIGINT (finish the current message, snapshot, close)."
@@ -201,7 +201,9 @@ class Service:
         if now - self.last_stats_ns > 1_000_000_000:
             self.last_stats_ns = now
             self.pub.publish(f"stats.{self.name}", self.stats())
-    def stats(self) -> dict: return dict(service=self.name, pid=os.getpid(), uptime_s=(time.time_ns() - self.started_ns) / 1e9, **self.counts)
+    def stats(self) -> dict:
+        return dict(service=self.name, pid=os.getpid(), uptime_s=(time.time_ns() - self.started_ns) / 1e9, **self.counts,
+                    **{f"hop_{k}": v for k, v in percentiles_us(self.hop_ns).items()})
     def await_upstream(self, sub, sources, timeout_s:float=15.0) -> bool:
         "Wait until `sub` has heard a heartbeat from every upstream `source`, proving its subscription is live; only then heartbeat ourselves."
         mon, sub.monitor = sub.monitor, HeartbeatMonitor(self.cfg.heartbeat_ms)
@@ -295,7 +297,7 @@ class FeedHandler(Service):
 
     def stats(self): return dict(super().stats(), pos=self.pos, total=len(self.bars), rejected=dict(self.guard.rejected), warnings=dict(self.guard.warnings))
 
-# %% ../nbs/12_live.ipynb #ce2c5785
+# %% ../nbs/12_live.ipynb #e0864147
 def model_spec(cfg:LiveConfig):
     "The FeatureSpec the served model was trained with (or the config's)."
     from regime_nb.features import FeatureSpec
@@ -321,6 +323,7 @@ class FeatureService(Service):
             if first > 0: self.engine.warm(bars.iloc[:first])
             self.last_ts = int(bars.index[first - 1].value) if first > 0 else -1
         self.restarted, self.gaps_seen = snap is not None, 0
+        FeatureEngine.restore(self.engine.snapshot()).update(dict(ts=0, open=1.0, high=1.0, low=1.0, close=1.0, volume=1.0))  # compile now, not on the first live bar
         self.sub = Subscriber(cfg.endpoints["feed"], topics=(f"bar.{cfg.symbol}", f"eof.{cfg.symbol}"), ctx=self.ctx)
 
     def handle(self, bar:dict) -> np.ndarray|None:
@@ -356,6 +359,7 @@ class FeatureService(Service):
             if m.topic.startswith("eof."): self.pub.publish(m.topic, m.body); continue
             bars = bars_from_body(m.body)
             if bars is None: self.count("bad_messages"); continue
+            self.hop_ns.append(m.recv_ns - m.send_ns)
             if self.last_ts >= 0 and (self.restarted or self.sub.gaps > self.gaps_seen):  # bars may be missing: fetch them first
                 self.catch_up(bars[0]["ts"]); self.restarted, self.gaps_seen = False, self.sub.gaps
             n = self.publish(bars); self.count("bars", n)
@@ -366,7 +370,7 @@ class FeatureService(Service):
     def save(self): self.snap.write(dict(engine=self.engine.snapshot(), last_ts=self.last_ts))
     def stats(self): return dict(super().stats(), gaps=self.sub.gaps, undecodable=self.sub.bad)
 
-# %% ../nbs/12_live.ipynb #500a16c4
+# %% ../nbs/12_live.ipynb #d34b7519
 class ServedModel:
     "A registry version and its online scorer, warmed on recent feature vectors."
     def __init__(self, registry, ref, history=()):
@@ -388,6 +392,7 @@ class PredictionService(Service):
         self.history = deque(maxlen=500)
         self.served = ServedModel(self.registry, cfg.model_alias)
         self.shadow = ServedModel(self.registry, cfg.shadow_alias) if cfg.shadow_alias else None
+        self.served.model.online().update(np.zeros(self.served.model.n_features_in_))  # compile now, not on the first live bar
         self.sub = Subscriber(cfg.endpoints["features"], topics=(f"feat.{cfg.symbol}", f"eof.{cfg.symbol}"), ctx=self.ctx)
         self.pending, self.last_poll = [], 0.0
 
@@ -428,6 +433,7 @@ class PredictionService(Service):
             if m.topic.startswith("eof."): self.flush(); self.pub.publish(m.topic, m.body); continue
             got = features_from_body(m.body, self.served.model.n_features_in_)
             if got is None: self.count("bad_messages"); continue
+            self.hop_ns.append(m.recv_ns - m.send_ns)
             ts, X = got
             probs = [self.handle(x, t, m.send_ns).tolist() for t, x in zip(ts, X.copy())]
             self.pub.publish(f"regime.{self.cfg.symbol}", dict(ts=ts, probs=probs, version=self.served.version), event_ns=ts[-1])
@@ -492,7 +498,7 @@ class RecordWriter:
         "Stop the thread and write what is left."
         self.stopping = True; self.wake.set(); self.thread.join(); self.flush()
 
-# %% ../nbs/12_live.ipynb #30a23dc9
+# %% ../nbs/12_live.ipynb #b40b89b0
 class TradingService(Service):
     "Bar + regime probabilities → engine step → risk → store → broker (pipelined) → strategy step, per bar."
     name = "trading"
@@ -516,13 +522,22 @@ class TradingService(Service):
         self.pending_target, self.last_ts, self.done, self.eof_from = np.nan, -1, False, set()
         self.bars, self.probs = {}, {}
         self.working, self.fill_seq, self.resync, self.broker_down = {}, 0, False, False  # working: client order id -> id of the request that sent it
-        self.latency_ns, self.bar_latency_ns, self.returns = deque(maxlen=20_000), deque(maxlen=20_000), deque(maxlen=250)
+        self.broker_open, self.sent_now = set(), False  # orders the broker's last answer said may still fill; an order sent on this bar
+        self.txn, self.outbox = None, []  # the open transaction of this message's orders; requests waiting for its commit
+        self.latency_ns, self.bar_latency_ns, self.order_hop_ns, self.returns = deque(maxlen=20_000), deque(maxlen=20_000), deque(maxlen=20_000), deque(maxlen=250)
         self.first_bar_ns = self.last_bar_ns = self.probs_now = None
-        self.last_close, self.halted, self.peak, self.risk_saved = None, [], -math.inf, 0
+        self.last_close, self.halted, self.peak, self.risk_saved, self.n_msgs = None, [], -math.inf, 0.0, 0
         self.monitor = HeartbeatMonitor(cfg.heartbeat_ms, expect=("feed", "features", "prediction"))
         self.sub = Subscriber(cfg.endpoints["feed"], topics=(f"bar.{cfg.symbol}", f"regime.{cfg.symbol}", f"eof.{cfg.symbol}"), ctx=self.ctx, monitor=self.monitor)
         for k in ("features", "predictions"): self.sub.sock.connect(check_endpoint(cfg.endpoints[k]))
         self.restore()
+        self.warm_up()
+
+    def warm_up(self):
+        "Compile the engine and strategy kernels now (on throwaway state), not on the first live bar."
+        from regime_nb.backtest import engine_step_nb
+        engine_step_nb(self.state.copy(), self.params, 1.0, 1.0, 0.5, 0.0, np.zeros(8))
+        self.strategy.stepper().update([0.5 if k is not None else 1.0 for _, k in self.inputs])
 
     # --- restart: the book comes from the store, reconciled with the broker by client order id
     def restore(self):
@@ -542,7 +557,7 @@ class TradingService(Service):
             st = self.broker.order_status(o["client_order_id"])
             if st.status in ("cancelled", "rejected", "filled", "unknown"):
                 self.store.mark_order(o["client_order_id"], "cancelled" if st.status == "unknown" else st.status, reason="resolved after restart")
-            else: self.working[o["client_order_id"]] = 0
+            else: self.working[o["client_order_id"]] = 0; self.broker_open.add(o["client_order_id"])
         self.adopt_ledger()
 
     def adopt_ledger(self):
@@ -555,15 +570,15 @@ class TradingService(Service):
     @property
     def units(self) -> float: return float(self.state[1])
 
-    def save(self):
-        "Snapshot the strategy state and the pending target (every message); the risk manager every 50 bars (it is larger)."
+    def save(self, risk:bool=False):
+        "Snapshot the strategy state and the pending target (every message); the risk manager twice a second or when asked (it is larger)."
         self.snap.write(dict(strategy=self.stepper.state.tolist(), pending=self.pending_target, last_ts=self.last_ts, peak=self.peak))
-        if self.counts.get("bars", 0) - self.risk_saved >= 50: self.risk_snap.write(self.risk.snapshot()); self.risk_saved = self.counts["bars"]
+        if risk or time.monotonic() - self.risk_saved > 0.5: self.risk_snap.write(self.risk.snapshot()); self.risk_saved = time.monotonic()
 
     def close(self):
         self.risk_snap.write(self.risk.snapshot()); self.writer.close(); self.orders.close(); super().close()
 
-# %% ../nbs/12_live.ipynb #f5d73002
+# %% ../nbs/12_live.ipynb #80b1f318
 from fastcore.basics import patch_to
 
 @patch_to(TradingService)
@@ -591,11 +606,10 @@ def execute(self, bar:dict, send_ns:int, now_ns:int):
     qty = v.order.qty if v.order is not None else abs(du)
     if qty != abs(du): self.resync = True  # the risk manager resized it: the ledger will tell the engine what happened
     order = Order(cid, self.cfg.symbol, req.side, qty, "market", None, "entry" if abs(units + req.side * qty) > abs(units) else "exit", ts)
-    with self.store.transaction():  # written (durably, with durability="full") before it is sent
-        did = self.store.record_decision(self.cfg.symbol, ts, self.pending_target, True, reasons)
-        if self.store.order(cid) is None: self.store.record_order_intent(dict(order.to_dict(), decision_id=did), intended_price=c)
-    self.working[cid] = self.orders.send("order", order.to_dict(), event_ns=send_ns)
-    self.writer.add("mark_order", cid, "sent", sent_ns=time.time_ns())
+    if self.txn is None: self.txn = self.store.transaction(); self.txn.__enter__()  # one commit for every order of this message
+    did = self.store.record_decision(self.cfg.symbol, ts, self.pending_target, True, reasons)
+    if self.store.order(cid) is None: self.store.record_order_intent(dict(order.to_dict(), decision_id=did), intended_price=c)
+    self.outbox.append(("order", order.to_dict(), send_ns)); self.sent_now = True  # sent once the commit is done
     self.count("orders")
     return order
 
@@ -606,7 +620,9 @@ def process(self, bar:dict, probs:list, send_ns:int):
     self.probs_now = probs
     self.execute(bar, send_ns, now)
     c = bar["close"]
-    if self.working: self.orders.send("bar", dict(symbol=self.cfg.symbol, open=bar["open"], high=bar["high"], low=bar["low"], close=c, ts_ns=bar["ts"], since_seq=self.fill_seq))
+    if self.sent_now or self.broker_open:  # the broker needs the bars that can fill something
+        self.sent_now = False
+        self.outbox.append(("bar", dict(symbol=self.cfg.symbol, open=bar["open"], high=bar["high"], low=bar["low"], close=c, ts_ns=bar["ts"], since_seq=self.fill_seq), None))
     if self.last_close: self.returns.append(c / self.last_close - 1)
     self.last_close = c
     cash, units = self.cash, self.units
@@ -614,8 +630,8 @@ def process(self, bar:dict, probs:list, send_ns:int):
     ks = self.risk.on_equity(equity, now)
     if ks is not None:
         self.writer.add("alert", "critical", "kill_switch", self.name, ks.reason)
-        for cid in self.working: self.orders.send("cancel", {"client_order_id": cid})
-        self.count("kill_switch")
+        for cid in [*self.working, *(b["client_order_id"] for t, b, _ in self.outbox if t == "order")]: self.outbox.append(("cancel", {"client_order_id": cid}, None))
+        self.count("kill_switch"); self.risk_snap.write(self.risk.snapshot())  # the switch stays tripped across a restart
     self.peak = max(self.peak, equity)
     if self.risk.state.killed:  # pull out: flat from the next bar on, and no new risk until a person resets the switch
         self.pending_target = 0.0
@@ -629,6 +645,14 @@ def process(self, bar:dict, probs:list, send_ns:int):
     self.bar_latency_ns.append(self.last_bar_ns - send_ns)
 
 @patch_to(TradingService)
+def send_outbox(self):
+    "Send the orders (and the bars that fill them) whose intents are committed, in order."
+    for topic, body, event_ns in self.outbox:
+        seq = self.orders.send(topic, body, event_ns=event_ns)
+        if topic == "order": self.working[body["client_order_id"]] = seq; self.writer.add("mark_order", body["client_order_id"], "sent", sent_ns=time.time_ns())
+    self.outbox.clear()
+
+@patch_to(TradingService)
 def on_replies(self):
     "Book the broker's answers; alert on refusals and on requests it never answered; check the book when nothing is in flight."
     from regime_nb.broker import Fill
@@ -637,7 +661,7 @@ def on_replies(self):
             self.resync = True; self.writer.add("alert", "error", "broker_error", self.name, f"{topic}: {rep.body.get('error')}"); continue
         b = rep.body
         if topic == "order":
-            if b.get("latency_ns") is not None: self.latency_ns.append(b["latency_ns"])
+            if b.get("latency_ns") is not None: self.latency_ns.append(b["latency_ns"]); self.order_hop_ns.append(b["hop_ns"])
             if b.get("accepted"): self.writer.add("mark_order", b["client_order_id"], "acked", acked_ns=rep.recv_ns)
             else:
                 self.working.pop(b["client_order_id"], None); self.resync = True; self.count("broker_rejected")
@@ -647,7 +671,7 @@ def on_replies(self):
                 f = Fill.from_dict(d)
                 if self.ledger.apply(f): self.writer.add("record_fill", f); self.count("fills")
                 self.fill_seq = max(self.fill_seq, f.seq)
-            still = set(b["open"])
+            still = self.broker_open = set(b["open"])
             for cid, sent_by in list(self.working.items()):
                 if sent_by < seq and cid not in still: del self.working[cid]
     if self.orders.expired:
@@ -686,17 +710,23 @@ def on_message(self, m):
         if items is None: self.count("bad_messages"); return
         for t, p in items: self.probs[t] = p
         ready = [t for t, _ in items]
+        self.hop_ns.append(m.recv_ns - m.send_ns)
     elif m.topic.startswith("eof."):
         self.eof_from.add(m.source)
         self.done = {"feed", "prediction"} <= self.eof_from  # every bar and every prediction has arrived
         if self.done: self.count("unmatched", len(self.bars) + len(self.probs)); self.bars.clear(); self.probs.clear()  # halves that can never be completed
     n = 0
-    for ts in ready:
-        if ts in self.bars and ts in self.probs:
-            (bar, sent), probs = self.bars.pop(ts), self.probs.pop(ts)
-            if ts > self.last_ts: self.process(bar, probs, sent); n += 1
+    try:
+        for ts in ready:
+            if ts in self.bars and ts in self.probs:
+                (bar, sent), probs = self.bars.pop(ts), self.probs.pop(ts)
+                if ts > self.last_ts: self.process(bar, probs, sent); n += 1
+    finally:
+        if self.txn is not None: txn, self.txn = self.txn, None; txn.__exit__(None, None, None)  # the orders are recorded (fsynced with durability="full")
+    self.send_outbox()
     if n: self.save()
-    if len(self.bars) + len(self.probs) > 10_000:  # halves that can never be completed (e.g. missed while restarting)
+    self.n_msgs += 1
+    if self.n_msgs % 5000 == 0:  # now and then, drop halves that can never be completed (e.g. missed while restarting)
         for d in (self.bars, self.probs):
             for t in [t for t in d if t <= self.last_ts]: d.pop(t)
 
@@ -718,7 +748,7 @@ def run(self):
 @patch_to(TradingService)
 def stats(self):
     span = ((self.last_bar_ns or 0) - (self.first_bar_ns or 0)) / 1e9
-    bar_lat = {f"bar_{k}": v for k, v in percentiles_us(self.bar_latency_ns).items()}
+    bar_lat = {f"bar_{k}": v for k, v in percentiles_us(self.bar_latency_ns).items()} | {f"order_hop_{k}": v for k, v in percentiles_us(self.order_hop_ns).items()}
     settled = not self.bars and not self.probs and not self.orders.outstanding and not self.working and self.writer.idle
     return dict(Service.stats(self), **percentiles_us(self.latency_ns), **bar_lat, bars_per_s=(self.counts.get("bars", 1) - 1) / span if span > 0 else None,
                 equity=self.cash + self.units * (self.last_close or 0), units=self.units, last_ts=self.last_ts, halted=self.halted,
@@ -753,21 +783,26 @@ class JournaledBroker:
             return attr(*a)
         return call
 
-# %% ../nbs/12_live.ipynb #54773be6
+# %% ../nbs/12_live.ipynb #6601b3b5
 from .broker import BrokerServer
 
 class LiveBroker(BrokerServer):
     "The broker process's server: `order` (a submit that reports its latency from the feed) and an idempotent `bar` that answers with the fills after `since_seq`."
     topics = BrokerServer.topics + ("order",)
+    def __init__(self, broker, endpoint:str="tcp://127.0.0.1:*", **kw):
+        super().__init__(broker, endpoint, **kw)
+        self.delivered = {}  # client session -> last fill seq sent to it (forgotten on restart: then `since_seq` rules)
     def handle(self, m):
         from regime_nb.broker import _fields
         if m.topic == "order":
             ack = super().handle(replace(m, topic="submit"))
-            return dict(ack, latency_ns=(m.recv_ns - m.event_ns) if m.event_ns else None)  # feed publishing the bar -> the order at the broker
+            return dict(ack, latency_ns=(m.recv_ns - m.event_ns) if m.event_ns else None, hop_ns=m.recv_ns - m.send_ns)  # from the feed, from the trading service
         if m.topic == "bar":
             sym, o, h, l, c, ts, since = _fields(m.body, ("symbol", "open", "high", "low", "close", "ts_ns", "since_seq"), "bar")
             if ts > self.broker.last_bar.get(sym, -1): self.broker.on_bar(sym, o, h, l, c, ts)
-            return dict(fills=[asdict(f) for f in self.broker.fills(since)], open=self.broker.open_order_ids())
+            fills = self.broker.fills(max(since, self.delivered.get(m.session, 0)))  # pipelined requests carry a stale since_seq
+            if fills: self.delivered[m.session] = fills[-1].seq
+            return dict(fills=[asdict(f) for f in fills], open=self.broker.open_order_ids())
         return super().handle(m)
 
 # %% ../nbs/12_live.ipynb #481b8091

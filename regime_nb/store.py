@@ -463,7 +463,7 @@ def record_bars(self, rows, # DataFrame, or rows (symbol, ts_ns, open, high, low
     except sqlite3.IntegrityError as e: raise StoreError(f"bars: {e} (every bar needs a symbol, a time and a close)") from None
     return len(data)
 
-# %% ../nbs/10_store.ipynb #e8ca9f65
+# %% ../nbs/10_store.ipynb #6d72a2db
 @patch_to(Store)
 def record_predictions(self, rows, # DataFrame or mappings: symbol, ts_ns, model_version, probs[, regime, confidence, latency_us]
                       ) -> int:
@@ -471,14 +471,13 @@ def record_predictions(self, rows, # DataFrame or mappings: symbol, ts_ns, model
     if isinstance(rows, pd.DataFrame): rows = _frame_rows(rows, None).to_dict("records")
     data = []
     for r in rows:
-        probs = np.asarray(_get(r, "probs"), dtype=float).ravel()
-        if not probs.size or not np.isfinite(probs).all():
-            raise StoreError(f"prediction {_get(r, 'symbol', '?')} at {_get(r, 'ts_ns', '?')}: probs={probs.tolist()}: expected finite probabilities")
-        regime, conf = _get(r, "regime", None), _get(r, "confidence", None)
-        lat = _get(r, "latency_us", None)
-        data.append((str(_get(r, "symbol")), _to_ns(_get(r, "ts_ns"), "ts_ns"), int(_get(r, "model_version")), _dumps(probs.tolist()),
-                     int(np.argmax(probs)) if regime is None else int(regime),
-                     float(probs.max()) if conf is None else float(conf), None if lat is None else float(lat)))
+        pl = np.asarray(_get(r, "probs"), dtype=float).ravel().tolist()
+        if not pl or not all(map(math.isfinite, pl)):
+            raise StoreError(f"prediction {_get(r, 'symbol', '?')} at {_get(r, 'ts_ns', '?')}: probs={pl}: expected finite probabilities")
+        regime, conf, lat = _get(r, "regime", None), _get(r, "confidence", None), _get(r, "latency_us", None)
+        # JSON text of finite floats is their repr: no encoder round trip per row
+        data.append((str(_get(r, "symbol")), _to_ns(_get(r, "ts_ns"), "ts_ns"), int(_get(r, "model_version")), "[" + ",".join(map(repr, pl)) + "]",
+                     pl.index(max(pl)) if regime is None else int(regime), max(pl) if conf is None else float(conf), None if lat is None else float(lat)))
     with self.transaction():
         self.conn.executemany("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?)", data)
     return len(data)
