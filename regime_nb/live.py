@@ -297,7 +297,7 @@ class FeedHandler(Service):
 
     def stats(self): return dict(super().stats(), pos=self.pos, total=len(self.bars), rejected=dict(self.guard.rejected), warnings=dict(self.guard.warnings))
 
-# %% ../nbs/12_live.ipynb #e0864147
+# %% ../nbs/12_live.ipynb #7247de13
 def model_spec(cfg:LiveConfig):
     "The FeatureSpec the served model was trained with (or the config's)."
     from regime_nb.features import FeatureSpec
@@ -354,15 +354,19 @@ class FeatureService(Service):
         since_save = 0
         while not self.stopping:
             self.tick()
+            bars, eof = [], None
             m = self.sub.recv(timeout_ms=50)
-            if m is None: continue
-            if m.topic.startswith("eof."): self.pub.publish(m.topic, m.body); continue
-            bars = bars_from_body(m.body)
-            if bars is None: self.count("bad_messages"); continue
-            self.hop_ns.append(m.recv_ns - m.send_ns)
-            if self.last_ts >= 0 and (self.restarted or self.sub.gaps > self.gaps_seen):  # bars may be missing: fetch them first
+            while m is not None:  # drain what is queued: under load, one message carries many bars (natural batching)
+                if m.topic.startswith("eof."): eof = m; break
+                got = bars_from_body(m.body)
+                if got is None: self.count("bad_messages")
+                else: bars += got; self.hop_ns.append(m.recv_ns - m.send_ns)
+                if len(bars) >= self.cfg.batch: break
+                m = self.sub.recv(timeout_ms=0)
+            if bars and self.last_ts >= 0 and (self.restarted or self.sub.gaps > self.gaps_seen):  # bars may be missing: fetch them first
                 self.catch_up(bars[0]["ts"]); self.restarted, self.gaps_seen = False, self.sub.gaps
             n = self.publish(bars); self.count("bars", n)
+            if eof is not None: self.pub.publish(eof.topic, eof.body)
             since_save += n
             if since_save >= 250: self.save(); since_save = 0
         self.save(); self.close()
@@ -370,7 +374,7 @@ class FeatureService(Service):
     def save(self): self.snap.write(dict(engine=self.engine.snapshot(), last_ts=self.last_ts))
     def stats(self): return dict(super().stats(), gaps=self.sub.gaps, undecodable=self.sub.bad)
 
-# %% ../nbs/12_live.ipynb #d34b7519
+# %% ../nbs/12_live.ipynb #9a33bed1
 class ServedModel:
     "A registry version and its online scorer, warmed on recent feature vectors."
     def __init__(self, registry, ref, history=()):
@@ -428,16 +432,20 @@ class PredictionService(Service):
             self.tick()
             now = time.time()
             if now - self.last_poll > self.poll_s: self.last_poll = now; self.maybe_swap()
+            ts, probs, eof = [], [], None
             m = self.sub.recv(timeout_ms=50)
             if m is None: self.flush(); continue
-            if m.topic.startswith("eof."): self.flush(); self.pub.publish(m.topic, m.body); continue
-            got = features_from_body(m.body, self.served.model.n_features_in_)
-            if got is None: self.count("bad_messages"); continue
-            self.hop_ns.append(m.recv_ns - m.send_ns)
-            ts, X = got
-            probs = [self.handle(x, t, m.send_ns).tolist() for t, x in zip(ts, X.copy())]
-            self.pub.publish(f"regime.{self.cfg.symbol}", dict(ts=ts, probs=probs, version=self.served.version), event_ns=ts[-1])
-            self.count("bars", len(ts))
+            while m is not None:  # drain what is queued: under load, one message carries many bars (natural batching)
+                if m.topic.startswith("eof."): eof = m; break
+                got = features_from_body(m.body, self.served.model.n_features_in_)
+                if got is None: self.count("bad_messages")
+                else:
+                    self.hop_ns.append(m.recv_ns - m.send_ns)
+                    ts += got[0]; probs += [self.handle(x, t, m.send_ns).tolist() for t, x in zip(got[0], got[1].copy())]
+                if len(ts) >= self.cfg.batch: break
+                m = self.sub.recv(timeout_ms=0)
+            if ts: self.pub.publish(f"regime.{self.cfg.symbol}", dict(ts=ts, probs=probs, version=self.served.version), event_ns=ts[-1]); self.count("bars", len(ts))
+            if eof is not None: self.flush(); self.pub.publish(eof.topic, eof.body)
             if len(self.pending) >= 2048: self.flush()
         self.flush(); self.close()
 
@@ -498,7 +506,7 @@ class RecordWriter:
         "Stop the thread and write what is left."
         self.stopping = True; self.wake.set(); self.thread.join(); self.flush()
 
-# %% ../nbs/12_live.ipynb #b40b89b0
+# %% ../nbs/12_live.ipynb #a607210b
 class TradingService(Service):
     "Bar + regime probabilities → engine step → risk → store → broker (pipelined) → strategy step, per bar."
     name = "trading"
@@ -510,6 +518,7 @@ class TradingService(Service):
         from regime_nb.store import Store
         self.store = Store(cfg.store, synchronous="FULL" if cfg.durability == "full" else "NORMAL")
         self.writer = RecordWriter(self.store)
+        sys.setswitchinterval(0.0005)  # the writer thread hands the GIL back within half a millisecond, not the default 5 ms
         self.snap, self.risk_snap = SnapshotFile(Path(cfg.run_dir)/"trading.snapshot"), SnapshotFile(Path(cfg.run_dir)/"risk.snapshot")
         self.broker = RemoteBroker(cfg.endpoints["broker"], timeout_ms=2000, retries=2)  # restart reconciliation and rare calls
         self.orders = AsyncClient(cfg.endpoints["broker"], timeout_ms=1000, retries=5, source="trading")  # the hot path
@@ -523,7 +532,7 @@ class TradingService(Service):
         self.bars, self.probs = {}, {}
         self.working, self.fill_seq, self.resync, self.broker_down = {}, 0, False, False  # working: client order id -> id of the request that sent it
         self.broker_open, self.sent_now = set(), False  # orders the broker's last answer said may still fill; an order sent on this bar
-        self.txn, self.outbox = None, []  # the open transaction of this message's orders; requests waiting for its commit
+        self.txn, self.outbox, self.processed = None, [], 0  # the open transaction of this message's orders; requests waiting for its commit
         self.latency_ns, self.bar_latency_ns, self.order_hop_ns, self.returns = deque(maxlen=20_000), deque(maxlen=20_000), deque(maxlen=20_000), deque(maxlen=250)
         self.first_bar_ns = self.last_bar_ns = self.probs_now = None
         self.last_close, self.halted, self.peak, self.risk_saved, self.n_msgs = None, [], -math.inf, 0.0, 0
@@ -578,7 +587,7 @@ class TradingService(Service):
     def close(self):
         self.risk_snap.write(self.risk.snapshot()); self.writer.close(); self.orders.close(); super().close()
 
-# %% ../nbs/12_live.ipynb #80b1f318
+# %% ../nbs/12_live.ipynb #dfe626d1
 from fastcore.basics import patch_to
 
 @patch_to(TradingService)
@@ -662,8 +671,7 @@ def on_replies(self):
         b = rep.body
         if topic == "order":
             if b.get("latency_ns") is not None: self.latency_ns.append(b["latency_ns"]); self.order_hop_ns.append(b["hop_ns"])
-            if b.get("accepted"): self.writer.add("mark_order", b["client_order_id"], "acked", acked_ns=rep.recv_ns)
-            else:
+            if not b.get("accepted"):  # an accepted order's next record is its fill
                 self.working.pop(b["client_order_id"], None); self.resync = True; self.count("broker_rejected")
                 self.writer.add("mark_order", b["client_order_id"], "rejected", reason=b.get("reason", ""))
         elif topic == "bar":
@@ -724,7 +732,7 @@ def on_message(self, m):
     finally:
         if self.txn is not None: txn, self.txn = self.txn, None; txn.__exit__(None, None, None)  # the orders are recorded (fsynced with durability="full")
     self.send_outbox()
-    if n: self.save()
+    self.processed += n
     self.n_msgs += 1
     if self.n_msgs % 5000 == 0:  # now and then, drop halves that can never be completed (e.g. missed while restarting)
         for d in (self.bars, self.probs):
@@ -742,7 +750,10 @@ def run(self):
         self.on_replies()
         m = self.sub.recv(timeout_ms=0)
         if m is None: poller.poll(20); continue
-        self.on_message(m)
+        for i in range(64):  # drain what is queued, then snapshot once
+            self.on_message(m)
+            if i == 63 or (m := self.sub.recv(timeout_ms=0)) is None: break
+        if self.processed: self.save(); self.processed = 0
     self.on_replies(); self.save(); self.close()
 
 @patch_to(TradingService)
