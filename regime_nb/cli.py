@@ -267,7 +267,7 @@ def cmd_scan(args) -> int:
     print(f"{int(table.passed.sum())} of {len(table)} pass the gates; report: {out}")
     return 0
 
-# %% ../nbs/14_cli.ipynb #acf9c971
+# %% ../nbs/14_cli.ipynb #dd2981f9
 def cmd_live(args) -> int:
     "Run the live services under the supervisor; print summaries and the parity check."
     from regime_nb.live import LiveConfig, Supervisor, parity_check
@@ -277,7 +277,7 @@ def cmd_live(args) -> int:
     with Registry(args.registry or s.paths.registry) as reg: reg.resolve(args.model_alias)  # fail now, clearly, if nothing is served
     cfg = LiveConfig(run_dir=str(run_dir), store=args.store or str(run_dir/"store.sqlite"), registry=str(args.registry or s.paths.registry),
                      data=args.data, start=args.start, end=args.end, speed=args.speed,
-                     model_alias=args.model_alias, shadow_alias=args.shadow_alias, costs_bps=args.costs_bps,
+                     model_alias=args.model_alias, shadow_alias=args.shadow_alias, costs_bps=args.costs_bps, durability=args.durability, batch=args.batch,
                      strategy={"kind": "RegimeExposure", "exposures": list(_floats(args.exposures))},
                      risk=dict(max_drawdown=s.risk.max_drawdown, stale_after_s=max(s.risk.stale_after_s, 30.0), var_limit=None,
                                max_position=max(s.risk.max_position, max(_floats(args.exposures))), max_orders_per_min=100_000))
@@ -296,7 +296,7 @@ def cmd_demo(args) -> int:
     print(format_summary(res))
     return 0
 
-# %% ../nbs/14_cli.ipynb #f9bafffa
+# %% ../nbs/14_cli.ipynb #9020f2d3
 def make_parser() -> argparse.ArgumentParser:
     "The `regime-nb` argument parser with all its subcommands."
     p = argparse.ArgumentParser(prog="regime-nb", description="Market-regime research to live trading, from notebooks.")
@@ -390,6 +390,8 @@ def make_parser() -> argparse.ArgumentParser:
     lv.add_argument("--model-alias", default="champion"); lv.add_argument("--shadow-alias", default=None)
     lv.add_argument("--exposures", default="1,0", help="RegimeExposure exposures, calmest regime first")
     lv.add_argument("--costs-bps", type=float, default=10.0)
+    lv.add_argument("--durability", choices=("full", "process"), default="full", help="full: each order is fsynced before it is sent; process: it survives any process crash")
+    lv.add_argument("--batch", type=int, default=64, help="most bars per message at full speed")
     lv.set_defaults(func=cmd_live)
     m = sub.add_parser("demo", help="run the main job on the real S&P 500")
     m.add_argument("--out", help="output folder (default: <output_dir>/demo)")
