@@ -12,9 +12,10 @@ from numba import njit
 from .core import DataValidationError, UnknownNameError, get_logger
 
 # %% auto #0
-__all__ = ['DATASETS', 'OHLCV', 'ERROR_KINDS', 'WARNING_KINDS', 'MODES', 'load_dataset', 'list_datasets', 'load_bars',
-           'ValidationReport', 'find_issues', 'make_bad_bars', 'validate_bars', 'resample_bars', 'next_regime_nb',
-           'simulate_regimes_nb', 'stationary_distribution', 'simulate_regimes', 'simulate_ticks_nb', 'simulate_ticks']
+__all__ = ['DATASETS', 'OHLCV', 'ERROR_KINDS', 'WARNING_KINDS', 'MODES', 'TICK_KINDS', 'load_dataset', 'list_datasets',
+           'load_bars', 'ValidationReport', 'find_issues', 'make_bad_bars', 'validate_bars', 'resample_bars',
+           'next_regime_nb', 'simulate_regimes_nb', 'stationary_distribution', 'simulate_regimes', 'simulate_ticks_nb',
+           'simulate_ticks', 'TickGuard', 'BarBuilder']
 
 # %% ../nbs/01_data.ipynb #0e71b9b3
 DATASETS = {
@@ -535,3 +536,98 @@ def simulate_ticks(n:int, # number of ticks
                                                          mean_interval_s * 1e9, float(flow_persistence), float(mean_size), float(price0), int(seed))
     ts = pd.to_datetime(pd.Timestamp(start, tz="UTC").value + np.cumsum(dt), utc=True).rename("ts")
     return pd.DataFrame(dict(bid=bid, ask=ask, price=px, size=size, side=side, regime=reg), index=ts)
+
+# %% ../nbs/01_data.ipynb #3e42c2be
+_INTS, _FLOATS = (int, np.integer), (float, np.floating)
+
+def _is_int64(x):
+    "`x` is an integer that fits in int64 (a bool is not an integer here)."
+    return isinstance(x, _INTS) and not isinstance(x, bool) and -2**63 <= x < 2**63
+
+def _tick_types_ok(ts, vals):
+    "`ts` is an int64 and every value a float or an int64."
+    return _is_int64(ts) and all(isinstance(x, _FLOATS) or _is_int64(x) for x in vals)
+
+# %% ../nbs/01_data.ipynb #d97ad0a2
+TICK_KINDS = ("type", "nan", "inf", "nonpositive", "size", "crossed", "off_quote", "out_of_order", "spike")
+
+class TickGuard:
+    "Streaming validation of ticks: `check(...)` returns None for a good tick or the kind of problem (one of `TICK_KINDS`)."
+    def __init__(self, spike_z:float=25.0, # a log mid move beyond this many running sd is a spike
+                 halflife:float=200.0, # half-life, in good ticks, of the running scale of mid moves
+                 warmup:int=200, # good ticks before spikes are checked
+                 spread_floor:float=0.5, # the running scale is at least this fraction of the running relative spread
+                 quote_tol:float=2.0, # how many spreads beyond the quote a trade may print
+                 min_spread_bps:float=1.0, # least spread (bps of the mid) for `quote_tol`, so a locked quote does not reject ordinary prints
+                 confirm:int=5, # spike ticks in a row at one new level that make it genuine (0: never)
+                ):
+        self.spike_z, self.alpha, self.warmup, self.spread_floor = spike_z, 1 - 0.5 ** (1 / halflife), warmup, spread_floor
+        self.quote_tol, self.min_spread, self.confirm = quote_tol, min_spread_bps * 1e-4, confirm
+        self.last_ts, self.last_mid, self.spread, self.scale, self.n = None, None, 0.0, 0.0, 0
+        self.jump_mid, self.jump_n, self.rejected, self.warnings = None, 0, {}, {}
+    def check(self, ts_ns:int, bid:float, ask:float, price:float, size:float) -> str|None:
+        "Validate one tick; update the state only when it is good (or confirms a jump)."
+        kind = self._kind(ts_ns, bid, ask, price, size)
+        mid = 0.5 * bid + 0.5 * ask if kind in (None, "spike") else None
+        if kind == "spike" and self._jump(mid): kind = None
+        elif kind: self.rejected[kind] = self.rejected.get(kind, 0) + 1; return kind
+        elif self.last_mid is not None:
+            a = abs(math.log(mid / self.last_mid))
+            self.scale = a if self.n == 1 else self.scale + self.alpha * (a - self.scale)
+        rs = float((ask - bid) / mid)
+        self.spread = rs if self.n == 0 else self.spread + self.alpha * (rs - self.spread)
+        self.last_ts, self.last_mid, self.n, self.jump_n = int(ts_ns), float(mid), self.n + 1, 0
+        return None
+    def limit(self) -> float:
+        "The largest log mid move that is not a spike now (0 while warming up: not checked)."
+        return 0.0 if self.n <= self.warmup else self.spike_z * max(1.2533 * self.scale, self.spread_floor * self.spread)
+    def _jump(self, mid):
+        same = self.jump_mid is not None and abs(math.log(mid / self.jump_mid)) <= self.limit()
+        self.jump_mid, self.jump_n = mid, self.jump_n + 1 if same else 1
+        if not self.confirm or self.jump_n < self.confirm: return False
+        self.warnings["jump"] = self.warnings.get("jump", 0) + 1; return True
+    def _kind(self, ts, b, a, p, s):
+        if not _tick_types_ok(ts, (b, a, p, s)): return "type"
+        if b != b or a != a or p != p or s != s: return "nan"
+        if math.isinf(b) or math.isinf(a) or math.isinf(p) or math.isinf(s): return "inf"
+        if min(b, a, p) <= 0: return "nonpositive"
+        if s <= 0: return "size"
+        if b > a: return "crossed"
+        w = self.quote_tol * max(a - b, self.min_spread * (0.5 * b + 0.5 * a))
+        if p < b - w or p > a + w: return "off_quote"
+        if self.last_ts is not None and ts < self.last_ts: return "out_of_order"
+        lim = self.limit()
+        if lim > 0 and abs(math.log((0.5 * b + 0.5 * a) / self.last_mid)) > lim: return "spike"
+        return None
+
+# %% ../nbs/01_data.ipynb #5e5fec66
+class BarBuilder:
+    "Streaming OHLCV bars of a fixed interval from time-ordered ticks, binned and labelled like `resample_bars`."
+    def __init__(self, rule:str="1min", # a fixed pandas interval: "1s", "5min", "1h", "1D" (not calendar rules such as "W-FRI")
+                 label:str="left", # stamp each bar with the start ("left") or end ("right") of its interval
+                ):
+        try: self.freq = int(pd.tseries.frequencies.to_offset(rule).nanos)
+        except (ValueError, TypeError): self.freq = 0
+        if self.freq <= 0: raise ValueError(f"rule={rule!r}: expected a fixed positive interval such as '1s', '5min', '1h' or '1D'")
+        if label not in ("left", "right"): raise ValueError(f"label={label!r}: expected 'left' or 'right'")
+        self.rule, self.label, self.origin, self.start, self.closed = rule, label, None, None, None
+    def add(self, ts_ns:int, price:float, size:float) -> list[dict]:
+        "Add one tick; return the bars it completes (the open bar, when the tick is in a later interval)."
+        ts, price, size = int(ts_ns), float(price), float(size)
+        if self.origin is None: self.origin = ts - ts % 86_400_000_000_000  # resample's origin="start_day", in UTC
+        start = ts - (ts - self.origin) % self.freq
+        if start == self.start:
+            self.high, self.low, self.close, self.volume = max(self.high, price), min(self.low, price), price, self.volume + size
+            return []
+        last = self.start if self.start is not None else self.closed
+        if last is not None and start < last:
+            raise ValueError(f"tick at {pd.Timestamp(ts, tz='UTC')} is before the bar at {pd.Timestamp(last, tz='UTC')}: BarBuilder needs ticks in time order (check them with TickGuard)")
+        out = self.flush()
+        self.start, self.open, self.high, self.low, self.close, self.volume = start, price, price, price, price, size
+        return out
+    def flush(self) -> list[dict]:
+        "Close the open bar and return it (an empty list when none is open)."
+        if self.start is None: return []
+        bar = dict(ts=self.start + (self.freq if self.label == "right" else 0), open=self.open, high=self.high, low=self.low, close=self.close, volume=self.volume)
+        self.closed, self.start = self.start, None
+        return [bar]

@@ -15,13 +15,13 @@ from .bus import ERROR_TOPIC, AsyncClient, Heartbeat, HeartbeatMonitor, Publishe
 from .backtest import S_CASH, S_UNITS
 
 # %% auto #0
-__all__ = ['DURABILITY', 'BAR_FIELDS', 'SERVICE_ORDER', 'free_endpoint', 'LiveConfig', 'SnapshotFile', 'replay_bars', 'BarGuard',
-           'bars_from_body', 'bars_body', 'features_from_body', 'regimes_from_body', 'Service', 'FeedHandler',
-           'model_spec', 'FeatureService', 'ServedModel', 'PredictionService', 'make_strategy', 'percentiles_us',
-           'RecordWriter', 'TradingService', 'JournaledBroker', 'LiveBroker', 'service_main', 'Supervisor',
-           'parity_check']
+__all__ = ['DURABILITY', 'BAR_FIELDS', 'SERVICE_ORDER', 'free_endpoint', 'local_endpoint', 'LiveConfig', 'SnapshotFile',
+           'IntentJournal', 'replay_bars', 'BarGuard', 'bars_from_body', 'bars_body', 'features_from_body',
+           'regimes_from_body', 'Service', 'FeedHandler', 'model_spec', 'FeatureService', 'ServedModel',
+           'PredictionService', 'make_strategy', 'percentiles_us', 'record_intent', 'RecordWriter', 'TradingService',
+           'JournaledBroker', 'LiveBroker', 'service_main', 'Supervisor', 'parity_check']
 
-# %% ../nbs/12_live.ipynb #6cd54dda
+# %% ../nbs/12_live.ipynb #f9899d14
 DURABILITY = ("full", "process")
 
 def free_endpoint(host:str="127.0.0.1") -> str:
@@ -29,6 +29,13 @@ def free_endpoint(host:str="127.0.0.1") -> str:
     import socket
     with socket.socket() as s:
         s.bind((host, 0)); return f"tcp://{host}:{s.getsockname()[1]}"
+
+def local_endpoint(folder, name:str) -> str:
+    "An `ipc://` endpoint for service `name` in `folder` (private to this user, and a quarter faster than loopback tcp); tcp on 127.0.0.1 where ipc cannot be used."
+    path = Path(folder).resolve()/f"{name}.sock"
+    if not zmq.has("ipc") or len(str(path).encode()) > 100: return free_endpoint()  # unix socket paths are limited to ~107 bytes
+    path.parent.mkdir(parents=True, exist_ok=True); os.chmod(path.parent, 0o700)
+    return f"ipc://{path}"
 
 @dataclass
 class LiveConfig:
@@ -62,7 +69,7 @@ class LiveConfig:
         if not (isinstance(self.batch, int) and not isinstance(self.batch, bool) and self.batch >= 1): raise RegimeNbError(f"live config batch={self.batch!r}: expected an integer >= 1")
         if not (isinstance(self.speed, (int, float)) and self.speed >= 0): raise RegimeNbError(f"live config speed={self.speed!r}: expected bars per second >= 0 (0: as fast as possible)")
         for k in ("feed", "features", "predictions", "trading", "broker"):
-            if k not in self.endpoints: self.endpoints[k] = free_endpoint()
+            if k not in self.endpoints: self.endpoints[k] = local_endpoint(Path(self.run_dir)/"sockets", k)
             check_endpoint(self.endpoints[k])
     def save(self, path=None) -> Path:
         "Write the config as JSON (default: run_dir/config.json)."
@@ -103,6 +110,36 @@ class SnapshotFile:
         os.pwrite(self.fds[self.seq & 1], self.HEAD.pack(self.seq, len(data), zlib.crc32(data)) + data, 0)
     def close(self):
         for fd in self.fds: os.close(fd)
+
+# %% ../nbs/12_live.ipynb #103af6ed
+class IntentJournal:
+    "Append-only log of order intents, one checksummed record per message, made durable before the orders are sent."
+    HEAD = struct.Struct("<II")  # payload length, crc32 of the payload
+    def __init__(self, path, sync:bool=True):  # sync: fdatasync every record (survives a power cut), else it survives any process crash
+        self.path, self.sync = Path(path), sync
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+    def append(self, records:list):
+        "Write `records` (JSON-able) as one record."
+        data = json.dumps(records, separators=(",", ":")).encode()
+        os.write(self.fd, self.HEAD.pack(len(data), zlib.crc32(data)) + data)
+        if self.sync: os.fdatasync(self.fd)
+    def read(self) -> list:
+        "The records of every intact entry, oldest first; reading stops at a torn one."
+        buf, out, pos = self.path.read_bytes(), [], 0
+        while pos + self.HEAD.size <= len(buf):
+            n, crc = self.HEAD.unpack_from(buf, pos)
+            data = buf[pos + self.HEAD.size:pos + self.HEAD.size + n]
+            if len(data) < n or zlib.crc32(data) != crc: break
+            out += json.loads(data); pos += self.HEAD.size + n
+        return out
+    @property
+    def size(self) -> int: return os.fstat(self.fd).st_size
+    def clear(self):
+        "Empty the journal (once the store holds everything in it)."
+        os.ftruncate(self.fd, 0)
+        if self.sync: os.fsync(self.fd)
+    def close(self): os.close(self.fd)
 
 # %% ../nbs/12_live.ipynb #1566bcde
 def replay_bars(cfg:LiveConfig) -> tuple[pd.DataFrame, int]:
@@ -469,7 +506,14 @@ def percentiles_us(xs, qs=(50, 99)) -> dict:
     a = np.asarray(xs, dtype="float64")
     return {f"p{q}_us": (float(np.percentile(a, q)) / 1e3 if len(a) else None) for q in qs}
 
-# %% ../nbs/12_live.ipynb #ef1a8b83
+# %% ../nbs/12_live.ipynb #fbb7d514
+def record_intent(store, rec:dict) -> bool:
+    "Record a journaled decision and its order intent; False if the store has the order already."
+    o = rec["order"]
+    if store.order(o["client_order_id"]) is not None: return False
+    did = store.record_decision(o["symbol"], o["ts_ns"], rec["target"], True, rec["reasons"])
+    store.record_order_intent(dict(o, decision_id=did), intended_price=rec["price"]); return True
+
 class RecordWriter:
     "A thread committing queued store calls and equity rows in one transaction every `every_s` seconds."
     def __init__(self, store, every_s:float=0.05):
@@ -479,7 +523,7 @@ class RecordWriter:
         self.wake, self.lock = threading.Event(), threading.Lock()
         self.log = get_logger("live.writer")
         self.thread = threading.Thread(target=self._loop, name="record-writer", daemon=True); self.thread.start()
-    def add(self, method:str, *args, **kw): self.ops.append((method, args, kw))
+    def add(self, method, *args, **kw): self.ops.append((method, args, kw))  # a Store method's name, or a function of (store, *args)
     def add_equity(self, row:tuple): self.equity.append(row)
     @property
     def idle(self) -> bool: return not self.ops and not self.equity and not self.busy
@@ -497,7 +541,7 @@ class RecordWriter:
                 if not ops and not eq: return
                 try:
                     with self.store.transaction():
-                        for m, a, kw in ops: getattr(self.store, m)(*a, **kw)
+                        for m, a, kw in ops: getattr(self.store, m)(*a, **kw) if isinstance(m, str) else m(self.store, *a, **kw)
                         if eq: self.store.record_equity_rows(eq)
                     self.written += len(ops) + len(eq)
                 except Exception as e:
@@ -507,9 +551,9 @@ class RecordWriter:
         "Stop the thread and write what is left."
         self.stopping = True; self.wake.set(); self.thread.join(); self.flush()
 
-# %% ../nbs/12_live.ipynb #ea37ed6e
+# %% ../nbs/12_live.ipynb #60fe75ea
 class TradingService(Service):
-    "Bar + regime probabilities → engine step → risk → store → broker (pipelined) → strategy step, per bar."
+    "Per bar: execute (engine step → risk → store → broker, pipelined) on arrival; decide (strategy step) when its regime arrives."
     name = "trading"
     def __init__(self, cfg:LiveConfig):
         super().__init__(cfg)
@@ -521,6 +565,7 @@ class TradingService(Service):
         self.writer = RecordWriter(self.store)
         sys.setswitchinterval(0.0005)  # the writer thread hands the GIL back within half a millisecond, not the default 5 ms
         self.snap, self.risk_snap = SnapshotFile(Path(cfg.run_dir)/"trading.snapshot"), SnapshotFile(Path(cfg.run_dir)/"risk.snapshot")
+        self.journal = IntentJournal(Path(cfg.run_dir)/"trading.intents", sync=cfg.durability == "full")
         self.broker = RemoteBroker(cfg.endpoints["broker"], timeout_ms=2000, retries=2)  # restart reconciliation and rare calls
         self.orders = AsyncClient(cfg.endpoints["broker"], timeout_ms=1000, retries=5, source="trading")  # the hot path
         self.strategy = make_strategy(cfg.strategy)
@@ -530,10 +575,11 @@ class TradingService(Service):
         self.params, self.state = engine_params(costs_bps=cfg.costs_bps, slippage_bps=cfg.slippage_bps), engine_state(cfg.init_cash)
         self.trade = np.zeros(8)
         self.pending_target, self.last_ts, self.done, self.eof_from = np.nan, -1, False, set()
-        self.bars, self.probs = {}, {}
+        self.queue, self.probs, self.probs_max_ts = deque(), {}, -1  # bars waiting to be executed (in order); regime probabilities by bar
+        self.decided_ts, self.last_bar, self.last_sent_ns = -1, None, 0  # the last bar decided; the last bar executed and when the feed sent it
         self.working, self.fill_seq, self.resync, self.broker_down = {}, 0, False, False  # working: client order id -> id of the request that sent it
         self.broker_open, self.sent_now = set(), False  # orders the broker's last answer said may still fill; an order sent on this bar
-        self.txn, self.outbox, self.processed = None, [], 0  # the open transaction of this message's orders; requests waiting for its commit
+        self.intents, self.outbox, self.processed = [], [], 0  # this message's order intents; requests waiting for them to be journaled
         self.latency_ns, self.bar_latency_ns, self.order_hop_ns, self.returns = deque(maxlen=20_000), deque(maxlen=20_000), deque(maxlen=20_000), deque(maxlen=250)
         self.first_bar_ns = self.last_bar_ns = self.probs_now = None
         self.last_close, self.halted, self.peak, self.risk_saved, self.n_msgs = None, [], -math.inf, 0.0, 0
@@ -556,7 +602,13 @@ class TradingService(Service):
         snap, risk = self.snap.read(), self.risk_snap.read()
         if snap is not None:
             self.stepper.state[:] = snap["strategy"]; self.pending_target, self.last_ts, self.peak = snap["pending"], snap["last_ts"], snap.get("peak", -math.inf)
+            self.decided_ts, self.last_bar, self.probs_now = snap.get("decided_ts", self.last_ts), snap.get("last_bar"), snap.get("probs")
+            if self.last_bar is not None: self.last_close = self.last_bar["close"]
         if risk is not None: self.risk.restore(risk)
+        with self.store.transaction():  # orders journaled before a crash are on record before anything is resolved
+            replayed = sum(record_intent(self.store, r) for r in self.journal.read())
+        if replayed: self.log.warning("%d order intents replayed from the journal into the store", replayed)
+        self.journal.clear()
         self.ledger = Ledger(self.cfg.init_cash)
         for r in self.store.fills().itertuples():  # the recorded book, in the order it was recorded
             self.ledger.apply(Fill(r.broker_trade_id, r.client_order_id, r.symbol, 1 if r.side in (1, "buy") else -1, r.qty, r.price, r.fee, r.ts_ns, r.seq or 0))
@@ -581,14 +633,17 @@ class TradingService(Service):
     def units(self) -> float: return float(self.state[S_UNITS])
 
     def save(self, risk:bool=False):
-        "Snapshot the strategy state and the pending target (every message); the risk manager twice a second or when asked (it is larger)."
-        self.snap.write(dict(strategy=self.stepper.state.tolist(), pending=self.pending_target, last_ts=self.last_ts, peak=self.peak))
+        "Snapshot the strategy state, the pending target and both cursors (every message); the risk manager twice a second or when asked (it is larger)."
+        self.snap.write(dict(strategy=self.stepper.state.tolist(), pending=self.pending_target, last_ts=self.last_ts, decided_ts=self.decided_ts,
+                             last_bar=self.last_bar, probs=self.probs_now, peak=self.peak))
         if risk or time.monotonic() - self.risk_saved > 0.5: self.risk_snap.write(self.risk.snapshot()); self.risk_saved = time.monotonic()
 
     def close(self):
-        self.risk_snap.write(self.risk.snapshot()); self.writer.close(); self.orders.close(); super().close()
+        self.risk_snap.write(self.risk.snapshot()); self.writer.close(); self.orders.close()
+        if not self.writer.errors: self.journal.clear()
+        self.journal.close(); super().close()
 
-# %% ../nbs/12_live.ipynb #dfe626d1
+# %% ../nbs/12_live.ipynb #e2523106
 from fastcore.basics import patch_to
 
 @patch_to(TradingService)
@@ -603,8 +658,8 @@ def execute(self, bar:dict, send_ns:int, now_ns:int):
     du, units = float(self.trade[T_UNITS]), float(before[S_UNITS])
     cid = f"{self.cfg.symbol}-{ts}"
     req = OrderRequest(cid, self.cfg.symbol, 1 if du > 0 else -1, abs(du), None, now_ns, "rebalance")
-    ms = MarketState(self.cfg.symbol, c, c, now_ns, position=units, equity=float(before[S_CASH]) + units * c,
-                     regime_probs=tuple(self.probs_now), returns=np.array(self.returns) if self.returns else None)
+    ms = MarketState(self.cfg.symbol, c, c, now_ns, position=units, equity=float(before[S_CASH]) + units * c,  # the regime that decided this target
+                     regime_probs=tuple(self.probs_now or ()), returns=np.array(self.returns) if self.returns else None)
     v = self.risk.check(req, ms, now_ns)
     allowed, reasons = v.allowed, list(v.reasons)
     stop = self.halted + (["broker"] if self.broker_down else [])
@@ -616,18 +671,15 @@ def execute(self, bar:dict, send_ns:int, now_ns:int):
     qty = v.order.qty if v.order is not None else abs(du)
     if qty != abs(du): self.resync = True  # the risk manager resized it: the ledger will tell the engine what happened
     order = Order(cid, self.cfg.symbol, req.side, qty, "market", None, "entry" if abs(units + req.side * qty) > abs(units) else "exit", ts)
-    if self.txn is None: self.txn = self.store.transaction(); self.txn.__enter__()  # one commit for every order of this message
-    did = self.store.record_decision(self.cfg.symbol, ts, self.pending_target, True, reasons)
-    if self.store.order(cid) is None: self.store.record_order_intent(dict(order.to_dict(), decision_id=did), intended_price=c)
-    self.outbox.append(("order", order.to_dict(), send_ns)); self.sent_now = True  # sent once the commit is done
+    self.intents.append(dict(order=order.to_dict(), target=self.pending_target, reasons=reasons, price=c))
+    self.outbox.append(("order", order.to_dict(), send_ns)); self.sent_now = True  # sent once its intent is journaled
     self.count("orders")
     return order
 
 @patch_to(TradingService)
-def process(self, bar:dict, probs:list, send_ns:int):
-    "One bar with its regime probabilities: execute, let the broker see the bar, mark to market, then decide the next target."
+def on_bar(self, bar:dict, send_ns:int):
+    "Execute one bar: the order the pending target implies at its close, the broker's view of the bar, the mark to market, the kill switch."
     now = time.time_ns()
-    self.probs_now = probs
     self.execute(bar, send_ns, now)
     c = bar["close"]
     if self.sent_now or self.broker_open:  # the broker needs the bars that can fill something
@@ -643,16 +695,33 @@ def process(self, bar:dict, probs:list, send_ns:int):
         for cid in [*self.working, *(b["client_order_id"] for t, b, _ in self.outbox if t == "order")]: self.outbox.append(("cancel", {"client_order_id": cid}, None))
         self.count("kill_switch"); self.risk_snap.write(self.risk.snapshot())  # the switch stays tripped across a restart
     self.peak = max(self.peak, equity)
-    if self.risk.state.killed:  # pull out: flat from the next bar on, and no new risk until a person resets the switch
-        self.pending_target = 0.0
-        self.writer.add_equity((bar["ts"], cash, equity, {self.cfg.symbol: units}, self.risk.drawdown))
-    else:
-        self.pending_target = self.stepper.update([probs[k] if k is not None else bar.get(name, np.nan) for name, k in self.inputs])
-        self.writer.add_equity((bar["ts"], cash, equity, {self.cfg.symbol: units}, 1 - equity / self.peak if self.peak > 0 else 0.0))
-    self.last_ts = bar["ts"]; self.count("bars")
+    dd = self.risk.drawdown if self.risk.state.killed else (1 - equity / self.peak if self.peak > 0 else 0.0)
+    self.writer.add_equity((bar["ts"], cash, equity, {self.cfg.symbol: units}, dd))
+    self.last_ts, self.last_bar, self.last_sent_ns = bar["ts"], bar, send_ns; self.count("bars"); self.processed += 1
     if self.halted: self.count("halted_bars")
     self.last_bar_ns = time.time_ns(); self.first_bar_ns = self.first_bar_ns or self.last_bar_ns
-    self.bar_latency_ns.append(self.last_bar_ns - send_ns)
+
+@patch_to(TradingService)
+def decide(self, probs:list):
+    "Decide the next target from the last executed bar and its regime probabilities (flat from the next bar on once the kill switch has tripped)."
+    bar, self.probs_now = self.last_bar, probs
+    if self.risk.state.killed: self.pending_target = 0.0  # pull out, and no new risk until a person resets the switch
+    else: self.pending_target = self.stepper.update([probs[k] if k is not None else bar.get(name, np.nan) for name, k in self.inputs])
+    self.decided_ts = bar["ts"]; self.processed += 1
+    self.bar_latency_ns.append(time.time_ns() - self.last_sent_ns)
+
+@patch_to(TradingService)
+def advance(self):
+    "Alternate the two steps as far as the data allows: decide the last executed bar once its regime is here; execute the next bar once the last one is decided."
+    while True:
+        if self.decided_ts < self.last_ts:
+            p = self.probs.pop(self.last_ts, None)
+            if p is not None: self.decide(p)
+            elif self.probs_max_ts > self.last_ts: self.decided_ts = self.last_ts; self.count("undecided")  # its regime was lost (regimes arrive in order): the old target stands
+            else: return
+        if not self.queue: return
+        bar, sent = self.queue.popleft()
+        if bar["ts"] > self.last_ts: self.on_bar(bar, sent)
 
 @patch_to(TradingService)
 def send_outbox(self):
@@ -705,39 +774,35 @@ def watch_peers(self, now_ns:int):
 
 @patch_to(TradingService)
 def on_message(self, m):
-    "Join bars with their regime probabilities (both streams arrive in order); process every bar this message completes."
+    "Queue the bars and file the regime probabilities a message carries (both streams arrive in order), then advance as far as they allow."
     self.monitor.observe(m.source, m.recv_ns)  # any message is a sign of life, not only heartbeats
-    ready = ()
     if m.topic.startswith("bar."):
         bars = bars_from_body(m.body)
         if bars is None: self.count("bad_messages"); return
         for b in bars:
-            if b["ts"] > self.last_ts: self.bars[b["ts"]] = (b, m.send_ns)
-        ready = [b["ts"] for b in bars]
+            if b["ts"] > (self.queue[-1][0]["ts"] if self.queue else self.last_ts): self.queue.append((b, m.send_ns))
     elif m.topic.startswith("regime."):
         items = regimes_from_body(m.body)
         if items is None: self.count("bad_messages"); return
-        for t, p in items: self.probs[t] = p
-        ready = [t for t, _ in items]
+        for t, p in items:
+            if t > self.decided_ts: self.probs[t] = p
+        self.probs_max_ts = max(self.probs_max_ts, items[-1][0])
         self.hop_ns.append(m.recv_ns - m.send_ns)
     elif m.topic.startswith("eof."):
         self.eof_from.add(m.source)
-        self.done = {"feed", "prediction"} <= self.eof_from  # every bar and every prediction has arrived
-        if self.done: self.count("unmatched", len(self.bars) + len(self.probs)); self.bars.clear(); self.probs.clear()  # halves that can never be completed
-    n = 0
-    try:
-        for ts in ready:
-            if ts in self.bars and ts in self.probs:
-                (bar, sent), probs = self.bars.pop(ts), self.probs.pop(ts)
-                if ts > self.last_ts: self.process(bar, probs, sent); n += 1
+    try: self.advance()
     finally:
-        if self.txn is not None: txn, self.txn = self.txn, None; txn.__exit__(None, None, None)  # the orders are recorded (fsynced with durability="full")
+        if self.intents:  # one journal record (fdatasynced with durability="full") for every order of this message, then the store, then the wire
+            self.journal.append(self.intents)
+            for r in self.intents: self.writer.add(record_intent, r)
+            self.intents = []
     self.send_outbox()
-    self.processed += n
+    if self.journal.size > 1 << 24 and self.writer.idle and not self.writer.errors: self.journal.clear()  # the store holds all of it
+    if {"feed", "prediction"} <= self.eof_from and not self.done:  # every bar and every regime has arrived: what is left can never be completed
+        self.done = True; self.count("unmatched", len(self.queue) + len(self.probs)); self.queue.clear(); self.probs.clear()
     self.n_msgs += 1
-    if self.n_msgs % 5000 == 0:  # now and then, drop halves that can never be completed (e.g. missed while restarting)
-        for d in (self.bars, self.probs):
-            for t in [t for t in d if t <= self.last_ts]: d.pop(t)
+    if self.n_msgs % 5000 == 0:  # now and then, drop regimes whose bar was lost (e.g. missed while restarting)
+        for t in [t for t in self.probs if t <= self.decided_ts]: self.probs.pop(t)
 
 @patch_to(TradingService)
 def run(self):
@@ -761,7 +826,7 @@ def run(self):
 def stats(self):
     span = ((self.last_bar_ns or 0) - (self.first_bar_ns or 0)) / 1e9
     bar_lat = {f"bar_{k}": v for k, v in percentiles_us(self.bar_latency_ns).items()} | {f"order_hop_{k}": v for k, v in percentiles_us(self.order_hop_ns).items()}
-    settled = not self.bars and not self.probs and not self.orders.outstanding and not self.working and self.writer.idle
+    settled = not self.queue and not self.probs and not self.orders.outstanding and not self.working and self.writer.idle
     return dict(Service.stats(self), **percentiles_us(self.latency_ns), **bar_lat, bars_per_s=(self.counts.get("bars", 1) - 1) / span if span > 0 else None,
                 equity=self.cash + self.units * (self.last_close or 0), units=self.units, last_ts=self.last_ts, halted=self.halted,
                 broker_down=self.broker_down, done=self.done and settled, killed=self.risk.state.killed, write_errors=self.writer.errors,

@@ -1,9 +1,11 @@
 "Data at scale and across processes: the simulator's size, speed-independent memory, real datasets."
-import json, subprocess, sys
+import json, math, subprocess, sys
 from pathlib import Path
 import numpy as np, pandas as pd
 import pytest
-from regime_nb.data import DATASETS, find_issues, load_dataset, resample_bars, simulate_regimes, simulate_ticks, stationary_distribution
+from collections import Counter
+from regime_nb.data import (DATASETS, TICK_KINDS, BarBuilder, TickGuard, find_issues, load_dataset, resample_bars,
+                             simulate_regimes, simulate_ticks, stationary_distribution)
 
 def _peak_rss_mb(n):
     "Peak resident memory growth (MB) of simulating `n` bars in a fresh process, after warm-up, and the frame's size."
@@ -60,3 +62,59 @@ def test_real_datasets_have_no_errors(name):
     assert df.index.is_monotonic_increasing and not df.index.has_duplicates
     iss = find_issues(df)
     assert not (iss.severity == "error").any(), iss[iss.severity == "error"]
+
+def _bad_tick(kind, t, b, a, p, s, rng):
+    "A tick of problem `kind` made from the last good tick `(t, b, a, p, s)`."
+    m, w = 0.5 * (b + a), 2.0 * max(a - b, 1e-4 * 0.5 * (b + a))  # w: TickGuard's default tolerance beyond the quote
+    j = int(rng.integers(4))
+    if kind == "type": return [(float(t), b, a, p, s), (str(t), b, a, p, s), (t, b, a, str(p), s), (t, b, a, p, None), (t, True, a, p, s),
+                               (np.float64(t), b, a, p, s), (t, b, a, p, 10**400), (t, b, a, np.bool_(True), s)][int(rng.integers(8))]
+    if kind in ("nan", "inf"):
+        v = [b, a, p, s]; v[j] = np.nan if kind == "nan" else float(rng.choice([np.inf, -np.inf])); return (t, *v)
+    if kind == "nonpositive":
+        v = [b, a, p]; v[j % 3] = float(rng.choice([0.0, -p])); return (t, *v, s)
+    if kind == "size": return (t, b, a, p, float(rng.choice([0.0, -s])))
+    if kind == "crossed": return (t, a + 0.1 * w, b, m, s)
+    if kind == "off_quote": return (t, b, a, a + w * rng.uniform(1.5, 10) if j % 2 else b - w * rng.uniform(1.5, 10), s)
+    if kind == "out_of_order": return (t - int(rng.integers(1, 10**9)), b, a, p, s)
+    f = math.exp(rng.choice([-1, 1]) * rng.uniform(0.03, 0.2))  # spike: the whole quote moves 3% to 20%
+    return (t, b * f, a * f, p * f, s)
+
+def _fuzz_ticks(seed, n=60_000, p_bad=0.03):
+    "Simulated good ticks (some sharing a timestamp, some locked or just outside the quote, fractional sizes) with 1-3 bad ticks of random kinds between some of them; `(rows, expected kind or None)`."
+    rng = np.random.default_rng(seed)
+    tk = simulate_ticks(n, seed=seed)
+    t = tk.index.as_unit("ns").asi8.copy()
+    for i in np.flatnonzero(rng.random(n) < 0.05)[1:]: t[i] = t[i - 1]
+    b, a, p = tk.bid.to_numpy().copy(), tk.ask.to_numpy().copy(), tk.price.to_numpy().copy()
+    s = tk["size"].to_numpy() * rng.uniform(0.1, 1.0, n)
+    locked = rng.random(n) < 0.01; b[locked] = a[locked] = p[locked]
+    outside = ~locked & (rng.random(n) < 0.01); p[outside] += np.where(p[outside] == a[outside], 1, -1) * 0.5 * (a - b)[outside]
+    rows, want = [], []
+    for i in range(n):
+        good = (int(t[i]), float(b[i]), float(a[i]), float(p[i]), float(s[i]))
+        rows.append(good); want.append(None)
+        if rng.random() < p_bad:
+            for kind in rng.choice(TICK_KINDS if i > 250 else TICK_KINDS[:-1], size=int(rng.integers(1, 4))):
+                rows.append(_bad_tick(kind, *good, rng)); want.append(str(kind))
+    return rows, want
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_tick_guard_and_bar_builder_fuzz(seed):
+    rows, want = _fuzz_ticks(seed)
+    g = TickGuard()
+    got = [g.check(*r) for r in rows]
+    wrong = [(i, w, k, rows[i]) for i, (w, k) in enumerate(zip(want, got)) if w != k]
+    assert not wrong, wrong[:5]  # every bad tick rejected under its kind, no good tick rejected
+    assert g.rejected == Counter(w for w in want if w) and set(g.rejected) == set(TICK_KINDS), g.rejected
+    assert g.warnings == {}  # isolated bad prints are never taken for a new level
+    good = [r for r, k in zip(rows, got) if k is None]
+    ticks = pd.DataFrame(good, columns=["ts", "bid", "ask", "price", "size"]).assign(ts=lambda d: pd.to_datetime(d.ts, utc=True)).set_index("ts")
+    for rule, label in [("1min", "left"), ("7min", "right"), ("1s", "left")]:
+        bb, bars = BarBuilder(rule, label), []
+        for ts, _, _, price, size in good: bars += bb.add(ts, price, size)
+        bars += bb.flush()
+        got_b, ref = pd.DataFrame(bars), resample_bars(ticks, rule, label=label)
+        np.testing.assert_array_equal(got_b.ts.to_numpy(), ref.index.as_unit("ns").asi8)
+        np.testing.assert_array_equal(got_b[["open", "high", "low", "close"]].to_numpy(), ref[["open", "high", "low", "close"]].to_numpy())
+        np.testing.assert_allclose(got_b.volume.to_numpy(), ref.volume.to_numpy(), rtol=1e-12)
