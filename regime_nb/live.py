@@ -15,13 +15,14 @@ from .bus import ERROR_TOPIC, AsyncClient, Heartbeat, HeartbeatMonitor, Publishe
 from .backtest import S_CASH, S_UNITS
 
 # %% auto #0
-__all__ = ['DURABILITY', 'BAR_FIELDS', 'SERVICE_ORDER', 'free_endpoint', 'local_endpoint', 'LiveConfig', 'SnapshotFile',
-           'IntentJournal', 'replay_bars', 'BarGuard', 'bars_from_body', 'bars_body', 'features_from_body',
-           'regimes_from_body', 'Service', 'FeedHandler', 'model_spec', 'FeatureService', 'ServedModel',
-           'PredictionService', 'make_strategy', 'percentiles_us', 'record_intent', 'RecordWriter', 'TradingService',
-           'JournaledBroker', 'LiveBroker', 'service_main', 'Supervisor', 'parity_check']
+__all__ = ['DURABILITY', 'TICK_COLUMNS', 'BAR_FIELDS', 'SERVICE_ORDER', 'free_endpoint', 'local_endpoint', 'LiveConfig',
+           'SnapshotFile', 'IntentJournal', 'is_ticks', 'replay_data', 'replay_bars', 'BarGuard', 'bars_from_body',
+           'bars_body', 'features_from_body', 'regimes_from_body', 'Service', 'FeedHandler', 'model_spec',
+           'FeatureService', 'ServedModel', 'PredictionService', 'make_strategy', 'percentiles_us', 'record_intent',
+           'RecordWriter', 'TradingService', 'JournaledBroker', 'LiveBroker', 'service_main', 'Supervisor',
+           'parity_check']
 
-# %% ../nbs/12_live.ipynb #f9899d14
+# %% ../nbs/12_live.ipynb #8c21a224
 DURABILITY = ("full", "process")
 
 def free_endpoint(host:str="127.0.0.1") -> str:
@@ -61,6 +62,9 @@ class LiveConfig:
     market_store: str = ""  # bars and predictions (SQLite, synchronous=NORMAL); default: `<store>.market.sqlite` beside the store
     batch: int = 64  # most bars per message when replaying as fast as possible (paced replays send one per message)
     durability: str = "full"  # "full": a decision and its order are fsynced before the order is sent; "process": they survive any process crash
+    bar_interval: str = "1min"  # ticks are aggregated into bars of this interval (it must divide a day); also the simulator's bar interval
+    clock: float = 0.0  # replay at this multiple of the data's own clock (1: real time); overrides `speed`
+    sim: dict = field(default_factory=lambda: {"n": 100_000, "seed": 0})  # simulator arguments when data is "sim-bars" or "sim-ticks"
 
     def __post_init__(self):
         self.symbol = self.symbol or Path(str(self.data)).stem
@@ -68,6 +72,10 @@ class LiveConfig:
         if self.durability not in DURABILITY: raise RegimeNbError(f"live config durability={self.durability!r}: expected one of {DURABILITY}")
         if not (isinstance(self.batch, int) and not isinstance(self.batch, bool) and self.batch >= 1): raise RegimeNbError(f"live config batch={self.batch!r}: expected an integer >= 1")
         if not (isinstance(self.speed, (int, float)) and self.speed >= 0): raise RegimeNbError(f"live config speed={self.speed!r}: expected bars per second >= 0 (0: as fast as possible)")
+        if not (isinstance(self.clock, (int, float)) and self.clock >= 0): raise RegimeNbError(f"live config clock={self.clock!r}: expected a multiple of real time >= 0 (0: use speed)")
+        try: step = pd.Timedelta(self.bar_interval)
+        except ValueError: step = None
+        if step is None or step <= pd.Timedelta(0) or pd.Timedelta("1D") % step: raise RegimeNbError(f"live config bar_interval={self.bar_interval!r}: expected a fixed interval that divides a day, e.g. '1min', '5min', '1h'")
         for k in ("feed", "features", "predictions", "trading", "broker"):
             if k not in self.endpoints: self.endpoints[k] = local_endpoint(Path(self.run_dir)/"sockets", k)
             check_endpoint(self.endpoints[k])
@@ -141,14 +149,43 @@ class IntentJournal:
         if self.sync: os.fsync(self.fd)
     def close(self): os.close(self.fd)
 
-# %% ../nbs/12_live.ipynb #1566bcde
+# %% ../nbs/12_live.ipynb #2fc7fb8c
+TICK_COLUMNS = ("bid", "ask", "price", "size")
+
+def is_ticks(df:pd.DataFrame) -> bool: return set(TICK_COLUMNS) <= set(df.columns)
+
+def _load_rows(path):
+    "Bars (through `load_bars`) or ticks from a CSV or Parquet file."
+    from regime_nb.data import load_bars
+    p = Path(path)
+    if not p.is_file(): raise RegimeNbError(f"live data {str(path)!r}: not a bundled dataset, 'sim-bars', 'sim-ticks' or an existing file")
+    df = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+    df.columns = [str(c).lower() for c in df.columns]
+    if not is_ticks(df): return load_bars(path)
+    if "ts" in df: df = df.set_index(pd.DatetimeIndex(pd.to_datetime(df.pop("ts"), utc=True), name="ts"))
+    if not isinstance(df.index, pd.DatetimeIndex): raise RegimeNbError(f"ticks file {str(path)!r}: needs a ts column (or a DatetimeIndex)")
+    return df[list(TICK_COLUMNS)].astype("float64")
+
+def replay_data(cfg:LiveConfig) -> tuple[pd.DataFrame, int]:
+    "The rows (bars or ticks) the feed replays up to `cfg.end`, and the position of the first one to publish (the rest warms up)."
+    from regime_nb.data import DATASETS, load_dataset, simulate_regimes, simulate_ticks
+    if cfg.data == "sim-bars": df = simulate_regimes(freq=cfg.bar_interval, **cfg.sim).drop(columns="regime")
+    elif cfg.data == "sim-ticks": df = simulate_ticks(**cfg.sim)[list(TICK_COLUMNS)]
+    elif cfg.data in DATASETS and not Path(cfg.data).exists(): df = load_dataset(cfg.data)
+    else: df = _load_rows(cfg.data)
+    if cfg.end: df = df.loc[:cfg.end]
+    if not cfg.start: return df, 0
+    start = pd.Timestamp(cfg.start, tz="UTC")
+    if is_ticks(df): start = start.floor(cfg.bar_interval)
+    return df, int(df.index.searchsorted(start))
+
 def replay_bars(cfg:LiveConfig) -> tuple[pd.DataFrame, int]:
-    "The bars of `cfg.data` up to `cfg.end`, and the position of the first bar to replay (the rest warms up)."
-    from regime_nb.data import DATASETS, load_bars, load_dataset
-    bars = load_dataset(cfg.data) if cfg.data in DATASETS and not Path(cfg.data).exists() else load_bars(cfg.data)
-    if cfg.end: bars = bars.loc[:cfg.end]
-    first = int(bars.index.searchsorted(pd.Timestamp(cfg.start, tz="UTC"))) if cfg.start else 0
-    return bars, first
+    "The bars of the replay (ticks aggregated into `cfg.bar_interval` bars) and the position of the first bar to replay."
+    from regime_nb.data import resample_bars
+    df, first = replay_data(cfg)
+    if not is_ticks(df): return df, first
+    bars = resample_bars(df, cfg.bar_interval)[["open", "high", "low", "close", "volume"]]
+    return bars, (int(bars.index.searchsorted(df.index[first].floor(cfg.bar_interval))) if first < len(df) else len(bars))
 
 # %% ../nbs/12_live.ipynb #7abe2845
 class BarGuard:
@@ -257,34 +294,39 @@ class Service:
             sub.monitor = mon
     def close(self): self.pub.close()
 
-# %% ../nbs/12_live.ipynb #b66da034
+# %% ../nbs/12_live.ipynb #d5eb481c
 class FeedHandler(Service):
-    "Replay bars: validate each one, publish `bar.<symbol>`, record it; resume after a restart."
+    "Replay bars or ticks: validate each one, publish `bar.<symbol>` (ticks aggregated into bars), record the bars; resume after a restart."
     name = "feed"
     def __init__(self, cfg:LiveConfig):
         super().__init__(cfg)
+        from regime_nb.data import BarBuilder, TickGuard
         from regime_nb.store import Store
-        self.bars, self.first = replay_bars(cfg)
+        self.data, self.first = replay_data(cfg)
+        self.ticks = is_ticks(self.data)
         self.market = Store(cfg.market_store, synchronous="NORMAL")
-        self.guard = BarGuard()
+        self.guard = TickGuard() if self.ticks else BarGuard()
+        self.builder = BarBuilder(cfg.bar_interval) if self.ticks else None
         self.progress = SnapshotFile(Path(cfg.run_dir)/"feed.progress")
-        self.pos = self.progress.read({}).get("pos", self.first)
-        for r in self._rows(max(0, self.pos - 200), self.pos): self.guard.check(*r)  # the guard's scale resumes too
+        self.pos = self.resume = self.progress.read({}).get("pos", self.first)  # next row to read; where a restart resumes (the open bar's first tick)
+        for r in self._rows(max(0, self.pos - (1000 if self.ticks else 200)), self.pos): self.guard.check(*r)  # the guard's scale resumes too
 
     def _rows(self, a, b):
-        idx = self.bars.index[a:b].as_unit("ns").asi8
-        vals = self.bars[["open", "high", "low", "close", "volume"]].to_numpy()[a:b] if "open" in self.bars else \
-               np.repeat(self.bars[["close"]].to_numpy()[a:b], 4, axis=1)
+        "Rows `(ts, open, high, low, close, volume)` or, for ticks, `(ts, bid, ask, price, size)`."
+        idx = self.data.index[a:b].as_unit("ns").asi8
+        cols = list(TICK_COLUMNS) if self.ticks else ["open", "high", "low", "close", "volume"]
+        vals = self.data[cols].to_numpy()[a:b] if cols[0] in self.data else np.repeat(self.data[["close"]].to_numpy()[a:b], 4, axis=1)
         for t, r in zip(idx, vals): yield (int(t), *map(float, r))
 
-    def handle(self, row) -> dict|None:
-        "The bar to publish for one row `(ts, open, high, low, close, volume)`, or None if the guard rejects it."
-        ts, o, h, l, c, v = row
-        kind = self.guard.check(ts, o, h, l, c, v)
+    def handle(self, row) -> list:
+        "The bars to publish after one row: the bar itself, or the bars a tick completes; none if the guard rejects the row."
+        kind = self.guard.check(*row)
         if kind:
-            self.count(f"rejected_{kind}"); self.log.warning("%s bar at %d rejected: %s", self.cfg.symbol, ts, kind)
-            return None
-        return dict(ts=ts, open=o, high=h, low=l, close=c, volume=v)
+            self.count(f"rejected_{kind}"); self.log.warning("%s %s at %d rejected: %s", self.cfg.symbol, "tick" if self.ticks else "bar", row[0], kind)
+            return []
+        if self.ticks: return self.builder.add(row[0], row[3], row[4])
+        ts, o, h, l, c, v = row
+        return [dict(ts=ts, open=o, high=h, low=l, close=c, volume=v)]
 
     def wait_for_listeners(self, names=("features", "prediction", "trading"), timeout_s:float=30.0):
         "Block until every downstream service's heartbeat has been seen (or the timeout passes)."
@@ -303,37 +345,52 @@ class FeedHandler(Service):
     def send(self, block:list):
         self.pub.publish(f"bar.{self.cfg.symbol}", bars_body(block), event_ns=block[-1]["ts"]); self.count("bars", len(block))
 
+    def pace(self, ts:int):
+        "Sleep until row `ts` is due: `clock` times the data's own clock, or `speed` rows per second; never when replaying as fast as possible."
+        if self.cfg.clock > 0:
+            if self.t0 is None: self.t0 = (time.perf_counter(), ts)
+            due = self.t0[0] + (ts - self.t0[1]) / 1e9 / self.cfg.clock
+        elif self.cfg.speed > 0: due = self.t_next = self.t_next + 1 / self.cfg.speed
+        else: return
+        while (left := due - time.perf_counter()) > 0: time.sleep(min(0.001, left))
+
     def run(self):
         "Publish the remaining bars, then `eof.<symbol>`; keep heartbeating until stopped."
         self.install_signals()
         self.wait_for_listeners()
-        period = 1 / self.cfg.speed if self.cfg.speed > 0 else 0.0
-        size = 1 if period else self.cfg.batch
-        block, rows, t_next, t_flush = [], [], time.perf_counter(), time.monotonic()
-        for i, row in enumerate(self._rows(self.pos, len(self.bars)), start=self.pos):
+        size = 1 if self.cfg.speed > 0 or self.cfg.clock > 0 else self.cfg.batch
+        block, rows, t_flush, self.t0, self.t_next = [], [], time.monotonic(), None, time.perf_counter()
+        for i, row in enumerate(self._rows(self.pos, len(self.data)), start=self.pos):
             if self.stopping: break
-            bar = self.handle(row)
-            if bar is not None: block.append(bar); rows.append((self.cfg.symbol, *row))
+            self.pace(row[0])
+            done = self.handle(row)
+            if done:
+                block += done; rows += [(self.cfg.symbol, *(b[k] for k in BAR_FIELDS)) for b in done]
+                if self.ticks: self.resume = i  # this tick opened the next bar
             self.pos = i + 1
+            if not self.ticks: self.resume = self.pos
             if len(block) >= size: self.send(block); block = []
-            if len(rows) >= 2048 or time.monotonic() - t_flush > 0.25: self._flush(rows); rows, t_flush = [], time.monotonic()
+            if len(rows) >= 2048 or time.monotonic() - t_flush > 0.25:  # progress is saved only past bars that were sent
+                if block: self.send(block); block = []
+                self._flush(rows); rows, t_flush = [], time.monotonic()
             self.tick()
-            if period:
-                t_next += period
-                while time.perf_counter() < t_next: time.sleep(min(0.001, max(0.0, t_next - time.perf_counter())))
+        if self.pos >= len(self.data) and not self.stopping:
+            if self.ticks:
+                last = self.builder.flush(); block += last; rows += [(self.cfg.symbol, *(b[k] for k in BAR_FIELDS)) for b in last]
+            self.resume = self.pos
         if block: self.send(block)
         self._flush(rows)
         self.pub.publish(f"stats.{self.name}", self.stats())  # the final counts, ahead of the end of the stream
-        if self.pos >= len(self.bars): self.pub.publish(f"eof.{self.cfg.symbol}", dict(bars=self.counts.get("bars", 0)))
+        if self.pos >= len(self.data): self.pub.publish(f"eof.{self.cfg.symbol}", dict(bars=self.counts.get("bars", 0)))
         while not self.stopping:
             self.tick(); time.sleep(self.cfg.heartbeat_ms / 4000)
         self.close()
 
     def _flush(self, rows):
         if rows: self.market.record_bars(rows, source="feed")
-        self.progress.write(dict(pos=self.pos))
+        self.progress.write(dict(pos=self.resume))
 
-    def stats(self): return dict(super().stats(), pos=self.pos, total=len(self.bars), rejected=dict(self.guard.rejected), warnings=dict(self.guard.warnings))
+    def stats(self): return dict(super().stats(), pos=self.pos, total=len(self.data), rejected=dict(self.guard.rejected), warnings=dict(self.guard.warnings))
 
 # %% ../nbs/12_live.ipynb #7247de13
 def model_spec(cfg:LiveConfig):

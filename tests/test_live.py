@@ -184,3 +184,45 @@ def test_kill_switch_pulls_out_at_the_configured_drawdown(tmp_path, registry):
     assert units.iloc[first + 1:].eq(0).all()  # flat from the bar after the switch fired (orders fill at the next close)
     buys_after = st.query_one("SELECT COUNT(*) FROM fills WHERE side IN ('buy', 1) AND ts_ns > ?", (int(eq.ts_ns.iloc[first]),))[0]
     assert buys_after == 0
+
+def _tick_files(tmp_path):
+    "Simulated ticks as a CSV, and the same ticks with bad ones of every kind mixed in; a GMM(2) registry fitted on the first bars."
+    from regime_nb.data import resample_bars, simulate_ticks
+    ticks = simulate_ticks(40_000, seed=3, mean_interval_s=2.0)[["bid", "ask", "price", "size"]]
+    bars = resample_bars(ticks, "1min")
+    reg = tmp_path/"reg"
+    with Registry(reg) as r:
+        r.promote(r.register(GMMRegime(2).fit(compute_features(bars.iloc[:400])), spec=FeatureSpec.default()), "champion", reason="tests")
+    clean = tmp_path/"ticks.csv"; ticks.reset_index().to_csv(clean, index=False)
+    start = bars.index[400]
+    rng, rows, injected = np.random.default_rng(5), [], {}
+    t = ticks.reset_index()
+    bad_at = set(rng.choice(np.arange(t.index[t.ts >= start][0] + 50, len(t) - 50), 24, replace=False).tolist())
+    kinds = iter(["nan", "inf", "nonpositive", "size", "crossed", "off_quote", "out_of_order", "spike"] * 3)
+    for i, r in enumerate(t.itertuples(index=False)):
+        rows.append(r._asdict())
+        if i in bad_at:
+            k, b = next(kinds), dict(r._asdict())
+            if k == "nan": b["price"] = np.nan
+            elif k == "inf": b["ask"] = np.inf
+            elif k == "nonpositive": b["bid"] = -b["bid"]
+            elif k == "size": b["size"] = 0.0
+            elif k == "crossed": b["bid"] = b["ask"] * 1.001
+            elif k == "off_quote": b["price"] = b["ask"] * 1.05
+            elif k == "out_of_order": b["ts"] = b["ts"] - pd.Timedelta(minutes=30)
+            elif k == "spike": b.update(bid=b["bid"] * 3, ask=b["ask"] * 3, price=b["price"] * 3)
+            injected[k] = injected.get(k, 0) + 1
+            rows.append(b)
+    bad = tmp_path/"bad_ticks.csv"; pd.DataFrame(rows).to_csv(bad, index=False)
+    return clean, bad, str(reg), str(start), injected
+
+def test_bad_ticks_are_rejected_by_kind_and_the_bars_they_leave_trade_like_the_backtest(tmp_path):
+    clean, bad, reg, start, injected = _tick_files(tmp_path)
+    cfg = cfg_for(tmp_path, reg, data=str(bad), start=start, symbol="tk")
+    sup = Supervisor(cfg, out=quiet)
+    stats = sup.run(180)
+    assert stats["trading"]["done"] and not sup.restarts, (stats, sup.restarts)
+    assert stats["feed"]["rejected"] == injected, (stats["feed"]["rejected"], injected)
+    p = parity_check(cfg_for(tmp_path, reg, data=str(clean), start=start, symbol="tk"))  # the live run on bad ticks equals the backtest of the clean ones
+    assert p["bars_live"] == p["bars_backtest"] > 900
+    assert p["trades_live"] == p["trades_backtest"] > 5 and p["max_abs_equity_diff"] <= 1e-9, p
