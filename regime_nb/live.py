@@ -16,13 +16,13 @@ from .backtest import S_CASH, S_UNITS
 
 # %% auto #0
 __all__ = ['DURABILITY', 'TICK_COLUMNS', 'BAR_FIELDS', 'SERVICE_ORDER', 'free_endpoint', 'local_endpoint', 'LiveConfig',
-           'SnapshotFile', 'IntentJournal', 'is_ticks', 'replay_data', 'replay_bars', 'BarGuard', 'bars_from_body',
-           'bars_body', 'features_from_body', 'regimes_from_body', 'Service', 'FeedHandler', 'model_spec',
-           'FeatureService', 'ServedModel', 'PredictionService', 'make_strategy', 'percentiles_us', 'record_intent',
-           'RecordWriter', 'TradingService', 'JournaledBroker', 'LiveBroker', 'service_main', 'Supervisor',
-           'parity_check']
+           'SnapshotFile', 'IntentJournal', 'is_ticks', 'recorded_bars', 'replay_data', 'replay_bars', 'BarGuard',
+           'bars_from_body', 'rows_from_body', 'bars_body', 'features_from_body', 'regimes_from_body', 'Service',
+           'FeedHandler', 'model_spec', 'FeatureService', 'ServedModel', 'PredictionService', 'make_strategy',
+           'percentiles_us', 'record_intent', 'RecordWriter', 'TradingService', 'JournaledBroker', 'LiveBroker',
+           'service_main', 'Supervisor', 'parity_check']
 
-# %% ../nbs/12_live.ipynb #8c21a224
+# %% ../nbs/12_live.ipynb #9ebd3995
 DURABILITY = ("full", "process")
 
 def free_endpoint(host:str="127.0.0.1") -> str:
@@ -76,7 +76,7 @@ class LiveConfig:
         try: step = pd.Timedelta(self.bar_interval)
         except ValueError: step = None
         if step is None or step <= pd.Timedelta(0) or pd.Timedelta("1D") % step: raise RegimeNbError(f"live config bar_interval={self.bar_interval!r}: expected a fixed interval that divides a day, e.g. '1min', '5min', '1h'")
-        for k in ("feed", "features", "predictions", "trading", "broker"):
+        for k in ("feed", "features", "predictions", "trading", "broker") + (("ingest",) if self.data == "relay" else ()):
             if k not in self.endpoints: self.endpoints[k] = local_endpoint(Path(self.run_dir)/"sockets", k)
             check_endpoint(self.endpoints[k])
     def save(self, path=None) -> Path:
@@ -149,7 +149,7 @@ class IntentJournal:
         if self.sync: os.fsync(self.fd)
     def close(self): os.close(self.fd)
 
-# %% ../nbs/12_live.ipynb #2fc7fb8c
+# %% ../nbs/12_live.ipynb #98287f22
 TICK_COLUMNS = ("bid", "ask", "price", "size")
 
 def is_ticks(df:pd.DataFrame) -> bool: return set(TICK_COLUMNS) <= set(df.columns)
@@ -166,9 +166,17 @@ def _load_rows(path):
     if not isinstance(df.index, pd.DatetimeIndex): raise RegimeNbError(f"ticks file {str(path)!r}: needs a ts column (or a DatetimeIndex)")
     return df[list(TICK_COLUMNS)].astype("float64")
 
+def recorded_bars(cfg:LiveConfig) -> pd.DataFrame:
+    "The bars the market store holds for `cfg.symbol`, oldest first (empty if none)."
+    from regime_nb.store import Store
+    if not Path(cfg.market_store).exists(): return pd.DataFrame(columns=["open", "high", "low", "close", "volume"], index=pd.DatetimeIndex([], tz="UTC", name="ts"), dtype="float64")
+    df = Store(cfg.market_store, synchronous="NORMAL").query_df("SELECT ts_ns, open, high, low, close, volume FROM bars WHERE symbol = ? ORDER BY ts_ns", (cfg.symbol,))
+    return df.set_index(pd.DatetimeIndex(pd.to_datetime(df.pop("ts_ns"), utc=True), name="ts")).astype("float64")
+
 def replay_data(cfg:LiveConfig) -> tuple[pd.DataFrame, int]:
     "The rows (bars or ticks) the feed replays up to `cfg.end`, and the position of the first one to publish (the rest warms up)."
     from regime_nb.data import DATASETS, load_dataset, simulate_regimes, simulate_ticks
+    if cfg.data == "relay": df = recorded_bars(cfg); return df, len(df)
     if cfg.data == "sim-bars": df = simulate_regimes(freq=cfg.bar_interval, **cfg.sim).drop(columns="regime")
     elif cfg.data == "sim-ticks": df = simulate_ticks(**cfg.sim)[list(TICK_COLUMNS)]
     elif cfg.data in DATASETS and not Path(cfg.data).exists(): df = load_dataset(cfg.data)
@@ -217,7 +225,7 @@ class BarGuard:
         if self.n > self.warmup and self.scale > 0 and abs(math.log(c / self.last_close)) > self.spike_z * 1.2533 * self.scale: return "spike"
         return None
 
-# %% ../nbs/12_live.ipynb #b85e36fa
+# %% ../nbs/12_live.ipynb #c729acd3
 BAR_FIELDS = ("ts", "open", "high", "low", "close", "volume")
 
 def _is_int(x): return isinstance(x, int) and not isinstance(x, bool)
@@ -234,6 +242,14 @@ def bars_from_body(body) -> list|None:
         return [dict(zip(BAR_FIELDS, r)) for r in zip(*cols)]
     if not _is_int(ts) or not all(_is_real(body[k]) for k in BAR_FIELDS[1:]): return None
     return [{k: body[k] for k in BAR_FIELDS}]
+
+def rows_from_body(body, names) -> list|None:
+    "Row tuples (values in `names` order) of a body holding one record or columns of a block; None if it is not well formed (values are the guard's to judge)."
+    if not isinstance(body, dict) or any(k not in body for k in names): return None
+    cols = [body[k] for k in names]
+    if not isinstance(cols[0], list): return [tuple(cols)]
+    if not cols[0] or not all(isinstance(c, list) and len(c) == len(cols[0]) for c in cols): return None
+    return list(zip(*cols))
 
 def bars_body(bars:list) -> dict:
     "The message body for a list of bar dicts: the bar itself for one, columns for a block."
@@ -294,7 +310,7 @@ class Service:
             sub.monitor = mon
     def close(self): self.pub.close()
 
-# %% ../nbs/12_live.ipynb #d5eb481c
+# %% ../nbs/12_live.ipynb #cdb9b6ba
 class FeedHandler(Service):
     "Replay bars or ticks: validate each one, publish `bar.<symbol>` (ticks aggregated into bars), record the bars; resume after a restart."
     name = "feed"
@@ -310,6 +326,7 @@ class FeedHandler(Service):
         self.progress = SnapshotFile(Path(cfg.run_dir)/"feed.progress")
         self.pos = self.resume = self.progress.read({}).get("pos", self.first)  # next row to read; where a restart resumes (the open bar's first tick)
         for r in self._rows(max(0, self.pos - (1000 if self.ticks else 200)), self.pos): self.guard.check(*r)  # the guard's scale resumes too
+        self.ingest = None if cfg.data != "relay" else Subscriber(cfg.endpoints["ingest"], topics=tuple(f"{k}.{cfg.symbol}" for k in ("bar", "tick", "eof")), bind=True, ctx=self.ctx)  # bound now: what arrives while we wait for listeners is queued
 
     def _rows(self, a, b):
         "Rows `(ts, open, high, low, close, volume)` or, for ticks, `(ts, bid, ask, price, size)`."
@@ -345,6 +362,37 @@ class FeedHandler(Service):
     def send(self, block:list):
         self.pub.publish(f"bar.{self.cfg.symbol}", bars_body(block), event_ns=block[-1]["ts"]); self.count("bars", len(block))
 
+    def relay(self):
+        "Relay the external feed published to `endpoints['ingest']`: validate every bar or tick, forward the good ones, record them; `eof.<symbol>` ends the stream."
+        sym, bars, eof = self.cfg.symbol, [], None
+        guards = self.guards = dict(bar=self.guard if not self.ticks else BarGuard(), tick=self.guard if self.ticks else None)
+        ingest = self.ingest
+        while not self.stopping and eof is None:
+            self.tick()
+            m = ingest.recv(timeout_ms=50)
+            while m is not None:  # drain what is queued, forward it as one message
+                if m.topic.startswith("eof."): eof = m; break
+                kind = m.topic.split(".")[0]
+                rows = rows_from_body(m.body, BAR_FIELDS if kind == "bar" else ("ts", *TICK_COLUMNS))
+                if rows is None: self.count("bad_messages")
+                else:
+                    if kind == "tick" and guards["tick"] is None:
+                        from regime_nb.data import BarBuilder, TickGuard
+                        guards["tick"], self.builder = TickGuard(), BarBuilder(self.cfg.bar_interval)
+                    self.ticks, self.guard = kind == "tick", guards[kind]
+                    for row in rows: bars += self.handle(row)
+                if len(bars) >= self.cfg.batch: break
+                m = ingest.recv(timeout_ms=0)
+            if bars:
+                self.send(bars); self.market.record_bars([(sym, *(b[k] for k in BAR_FIELDS)) for b in bars], source="relay"); bars = []
+        if eof is not None:
+            if self.builder is not None and (last := self.builder.flush()): self.send(last); self.market.record_bars([(sym, *(b[k] for k in BAR_FIELDS)) for b in last], source="relay")
+            self.pub.publish(f"stats.{self.name}", self.stats())
+            self.pub.publish(f"eof.{sym}", dict(bars=self.counts.get("bars", 0)))
+        while not self.stopping:
+            self.tick(); time.sleep(self.cfg.heartbeat_ms / 4000)
+        ingest.close(); self.close()
+
     def pace(self, ts:int):
         "Sleep until row `ts` is due: `clock` times the data's own clock, or `speed` rows per second; never when replaying as fast as possible."
         if self.cfg.clock > 0:
@@ -358,6 +406,7 @@ class FeedHandler(Service):
         "Publish the remaining bars, then `eof.<symbol>`; keep heartbeating until stopped."
         self.install_signals()
         self.wait_for_listeners()
+        if self.cfg.data == "relay": return self.relay()
         size = 1 if self.cfg.speed > 0 or self.cfg.clock > 0 else self.cfg.batch
         block, rows, t_flush, self.t0, self.t_next = [], [], time.monotonic(), None, time.perf_counter()
         for i, row in enumerate(self._rows(self.pos, len(self.data)), start=self.pos):
@@ -390,7 +439,11 @@ class FeedHandler(Service):
         if rows: self.market.record_bars(rows, source="feed")
         self.progress.write(dict(pos=self.resume))
 
-    def stats(self): return dict(super().stats(), pos=self.pos, total=len(self.data), rejected=dict(self.guard.rejected), warnings=dict(self.guard.warnings))
+    def stats(self):
+        guards = [g for g in (getattr(self, "guards", None) or {}).values() if g is not None] or [self.guard]
+        rejected = {k: sum(g.rejected.get(k, 0) for g in guards) for g in guards for k in g.rejected}
+        relay = dict(gaps=self.ingest.gaps, undecodable=self.ingest.bad) if getattr(self, "ingest", None) is not None else {}
+        return dict(super().stats(), pos=self.pos, total=len(self.data), rejected=rejected, warnings=dict(self.guard.warnings), **relay)
 
 # %% ../nbs/12_live.ipynb #7247de13
 def model_spec(cfg:LiveConfig):
