@@ -8,6 +8,7 @@ import base64, json, math
 from collections.abc import Mapping
 import numpy as np, pandas as pd
 from numba import njit, prange, get_num_threads
+from fastcore.basics import patch_to
 from .core import RegimeNbError, UnknownNameError
 
 # %% auto #0
@@ -22,7 +23,8 @@ __all__ = ['kernel', 'MOM_K', 'MOM_S', 'COV_S', 'WM_S', 'LOG_RETURN', 'REALIZED_
            'corr_step_nb', 'tick_sign_nb', 'tick_rule_step_nb', 'order_flow_imbalance_step_nb',
            'vwap_deviation_step_nb', 'spread_step_nb', 'trade_interval_step_nb', 'feature_run_nb', 'channel_step_nb',
            'update_nb', 'channels_batch_nb', 'features_batch_nb', 'FeatureSpecError', 'FeatureInputError',
-           'FeatureKind', 'FeatureSpec', 'as_spec', 'FeaturePlan', 'compute_features', 'FeatureEngine']
+           'FeatureKind', 'FeatureSpec', 'as_spec', 'FeaturePlan', 'compute_features', 'FeatureEngine',
+           'update_rows_nb']
 
 # %% ../nbs/02_features.ipynb #7aed9c51
 kernel = njit(cache=True, inline="always")  # a step kernel or building block: inlined into the drivers
@@ -815,3 +817,34 @@ class FeatureEngine:
         eng.n_bars = int(snap["n_bars"])
         return eng
     def __repr__(self): return f"FeatureEngine({', '.join(self.columns)}; {self.n_bars} bars)"
+
+# %% ../nbs/02_features.ipynb #de19140b
+@njit(cache=True)
+def update_rows_nb(fmeta, cmeta, params, state, rows):
+    "Features (bars × features) of `rows` (bars × inputs), advancing `state` as `update_nb` once per row would."
+    n, nch, nf = rows.shape[0], cmeta.shape[0], fmeta.shape[0]
+    ch, fo, out = np.empty((nch, n)), np.empty((nf, n)), np.empty((n, nf))
+    for k in range(nch):
+        ct, src, slot = cmeta[k, 0], cmeta[k, 1], cmeta[k, 2]
+        for t in range(n):
+            x = ch[src, t] if ct == CH_DIFF else rows[t, src]
+            ch[k, t] = channel_step_nb(ct, state[slot], x)
+            if ct == CH_DIFF: state[slot] = x
+    for f in range(nf):
+        feature_run_nb(fmeta[f, 0], state[fmeta[f, 1]:fmeta[f, 2]], params[f], ch[fmeta[f, 3]], ch[fmeta[f, 4]],
+                       ch[fmeta[f, 5]], fo[f])
+    for t in range(n):
+        for f in range(nf): out[t, f] = fo[f, t]
+    return out
+
+# %% ../nbs/02_features.ipynb #44cad814
+@patch_to(FeatureEngine)
+def update_rows(self, rows:np.ndarray) -> np.ndarray:
+    "Features (n × features) after `n` bars given as float64 rows in `self.inputs` order; as `update_array` row by row."
+    rows = np.ascontiguousarray(rows, dtype=np.float64)
+    if rows.ndim != 2 or rows.shape[1] != len(self.inputs):
+        raise FeatureInputError(f"update_rows: rows have shape {rows.shape}; expected (n, {len(self.inputs)}), "
+                                f"one row per bar with columns {self.inputs}")
+    out = update_rows_nb(self.plan.fmeta, self.plan.cmeta, self.plan.params, self.state, rows)
+    self.n_bars += len(rows)
+    return out

@@ -15,14 +15,14 @@ from .bus import ERROR_TOPIC, AsyncClient, Heartbeat, HeartbeatMonitor, Publishe
 from .backtest import S_CASH, S_UNITS
 
 # %% auto #0
-__all__ = ['DURABILITY', 'TICK_COLUMNS', 'BAR_FIELDS', 'SERVICE_ORDER', 'free_endpoint', 'local_endpoint', 'LiveConfig',
-           'SnapshotFile', 'IntentJournal', 'is_ticks', 'recorded_bars', 'replay_data', 'replay_bars', 'BarGuard',
-           'bars_from_body', 'rows_from_body', 'bars_body', 'features_from_body', 'regimes_from_body', 'Service',
-           'FeedHandler', 'model_spec', 'FeatureService', 'ServedModel', 'PredictionService', 'make_strategy',
-           'percentiles_us', 'record_intent', 'RecordWriter', 'TradingService', 'JournaledBroker', 'LiveBroker',
-           'service_main', 'Supervisor', 'parity_check']
+__all__ = ['DURABILITY', 'TICK_COLUMNS', 'BAR_FIELDS', 'SERVICE_ORDER', 'free_endpoint', 'make_curve_keys', 'local_endpoint',
+           'LiveConfig', 'SnapshotFile', 'IntentJournal', 'is_ticks', 'recorded_bars', 'replay_data', 'replay_bars',
+           'BarGuard', 'bars_from_body', 'rows_from_body', 'bars_body', 'features_from_body', 'regimes_from_body',
+           'Service', 'FeedHandler', 'model_spec', 'FeatureService', 'ServedModel', 'PredictionService',
+           'make_strategy', 'percentiles_us', 'record_intent', 'RecordWriter', 'TradingService', 'JournaledBroker',
+           'LiveBroker', 'service_main', 'Supervisor', 'parity_check']
 
-# %% ../nbs/12_live.ipynb #9ebd3995
+# %% ../nbs/12_live.ipynb #81f80280
 DURABILITY = ("full", "process")
 
 def free_endpoint(host:str="127.0.0.1") -> str:
@@ -30,6 +30,15 @@ def free_endpoint(host:str="127.0.0.1") -> str:
     import socket
     with socket.socket() as s:
         s.bind((host, 0)); return f"tcp://{host}:{s.getsockname()[1]}"
+
+def make_curve_keys(folder) -> Path:
+    "Create a folder (mode 0700) holding a server and a client CURVE keypair for `LiveConfig.curve_dir`; secrets are mode 0600. Keep it out of any repository."
+    import zmq.auth
+    d = Path(folder); d.mkdir(parents=True, exist_ok=True); os.chmod(d, 0o700)
+    for name in ("server", "client"):
+        if not (d/f"{name}.key_secret").exists(): zmq.auth.create_certificates(d, name)
+        os.chmod(d/f"{name}.key_secret", 0o600)
+    return d
 
 def local_endpoint(folder, name:str) -> str:
     "An `ipc://` endpoint for service `name` in `folder` (private to this user, and a quarter faster than loopback tcp); tcp on 127.0.0.1 where ipc cannot be used."
@@ -65,6 +74,7 @@ class LiveConfig:
     bar_interval: str = "1min"  # ticks are aggregated into bars of this interval (it must divide a day); also the simulator's bar interval
     clock: float = 0.0  # replay at this multiple of the data's own clock (1: real time); overrides `speed`
     sim: dict = field(default_factory=lambda: {"n": 100_000, "seed": 0})  # simulator arguments when data is "sim-bars" or "sim-ticks"
+    curve_dir: str | None = None  # a folder of CURVE keys from `make_curve_keys`: every link between the services is then encrypted and authenticated
 
     def __post_init__(self):
         self.symbol = self.symbol or Path(str(self.data)).stem
@@ -76,9 +86,21 @@ class LiveConfig:
         try: step = pd.Timedelta(self.bar_interval)
         except ValueError: step = None
         if step is None or step <= pd.Timedelta(0) or pd.Timedelta("1D") % step: raise RegimeNbError(f"live config bar_interval={self.bar_interval!r}: expected a fixed interval that divides a day, e.g. '1min', '5min', '1h'")
+        if self.curve_dir is not None: self.curve("client")  # the keys are there and readable, or say so now
         for k in ("feed", "features", "predictions", "trading", "broker") + (("ingest",) if self.data == "relay" else ()):
             if k not in self.endpoints: self.endpoints[k] = local_endpoint(Path(self.run_dir)/"sockets", k)
             check_endpoint(self.endpoints[k])
+    def curve(self, role:str) -> dict|None:
+        "CURVE options for a socket that serves (`role='server'`: publishers, the broker) or connects (`'client'`); None without `curve_dir`."
+        if self.curve_dir is None: return None
+        import zmq.auth
+        d = Path(self.curve_dir)
+        for f in ("server.key_secret", "client.key_secret"):
+            if not (d/f).is_file(): raise RegimeNbError(f"live config curve_dir={self.curve_dir!r}: no {f} (make the keys with make_curve_keys or `regime-nb live-keys DIR`)")
+        if not zmq.has("curve"): raise RegimeNbError("live config curve_dir is set but this libzmq has no CURVE support (built without libsodium)")
+        spub, ssec = zmq.auth.load_certificate(d/"server.key_secret")
+        cpub, csec = zmq.auth.load_certificate(d/"client.key_secret")
+        return dict(server_secret=ssec, client_keys=[cpub]) if role == "server" else dict(server_public=spub, client_public=cpub, client_secret=csec)
     def save(self, path=None) -> Path:
         "Write the config as JSON (default: run_dir/config.json)."
         p = Path(path or Path(self.run_dir)/"config.json"); p.parent.mkdir(parents=True, exist_ok=True)
@@ -270,14 +292,14 @@ def regimes_from_body(body) -> list|None:
     if not all(isinstance(p, list) and p and all(isinstance(v, float) and not math.isinf(v) for v in p) for p in probs): return None
     return list(zip(ts, probs))
 
-# %% ../nbs/12_live.ipynb #9fcff865
+# %% ../nbs/12_live.ipynb #081c542c
 class Service:
     "Base of the live services: a publisher with heartbeats and stats, a stop flag set by SIGTERM/SIGINT."
     name = "service"
     def __init__(self, cfg:LiveConfig, endpoint:str|None=None):
         self.cfg, self.log = cfg, get_logger(f"live.{self.name}")
         self.ctx = zmq.Context.instance()
-        self.pub = Publisher(endpoint or cfg.endpoints[self.name], self.name, ctx=self.ctx)
+        self.pub = Publisher(endpoint or cfg.endpoints[self.name], self.name, ctx=self.ctx, curve=cfg.curve("server"))
         self.hb = Heartbeat(self.pub, cfg.heartbeat_ms)
         self.stopping, self.started_ns, self.last_stats_ns = False, time.time_ns(), 0
         self.counts, self.hop_ns = {}, deque(maxlen=20_000)  # hop: upstream publishing a message -> this service receiving it
@@ -310,7 +332,7 @@ class Service:
             sub.monitor = mon
     def close(self): self.pub.close()
 
-# %% ../nbs/12_live.ipynb #cdb9b6ba
+# %% ../nbs/12_live.ipynb #6fd4744a
 class FeedHandler(Service):
     "Replay bars or ticks: validate each one, publish `bar.<symbol>` (ticks aggregated into bars), record the bars; resume after a restart."
     name = "feed"
@@ -348,7 +370,7 @@ class FeedHandler(Service):
     def wait_for_listeners(self, names=("features", "prediction", "trading"), timeout_s:float=30.0):
         "Block until every downstream service's heartbeat has been seen (or the timeout passes)."
         mon = HeartbeatMonitor(self.cfg.heartbeat_ms)
-        subs = [Subscriber(self.cfg.endpoints[k], topics=("hb.",), ctx=self.ctx, monitor=mon) for k in ("features", "predictions", "trading")]
+        subs = [Subscriber(self.cfg.endpoints[k], topics=("hb.",), ctx=self.ctx, monitor=mon, curve=self.cfg.curve("client")) for k in ("features", "predictions", "trading")]
         deadline = time.time() + timeout_s
         try:
             while time.time() < deadline and not self.stopping:
@@ -445,7 +467,7 @@ class FeedHandler(Service):
         relay = dict(gaps=self.ingest.gaps, undecodable=self.ingest.bad) if getattr(self, "ingest", None) is not None else {}
         return dict(super().stats(), pos=self.pos, total=len(self.data), rejected=rejected, warnings=dict(self.guard.warnings), **relay)
 
-# %% ../nbs/12_live.ipynb #7247de13
+# %% ../nbs/12_live.ipynb #6df8da27
 def model_spec(cfg:LiveConfig):
     "The FeatureSpec the served model was trained with (or the config's)."
     from regime_nb.features import FeatureSpec
@@ -472,7 +494,7 @@ class FeatureService(Service):
             self.last_ts = int(bars.index[first - 1].value) if first > 0 else -1
         self.restarted, self.gaps_seen = snap is not None, 0
         FeatureEngine.restore(self.engine.snapshot()).update(dict(ts=0, open=1.0, high=1.0, low=1.0, close=1.0, volume=1.0))  # compile now, not on the first live bar
-        self.sub = Subscriber(cfg.endpoints["feed"], topics=(f"bar.{cfg.symbol}", f"eof.{cfg.symbol}"), ctx=self.ctx)
+        self.sub = Subscriber(cfg.endpoints["feed"], topics=(f"bar.{cfg.symbol}", f"eof.{cfg.symbol}"), ctx=self.ctx, curve=cfg.curve("client"))
 
     def handle(self, bar:dict) -> np.ndarray|None:
         "The feature vector after `bar` (None for a bar at or before the last one seen)."
@@ -522,7 +544,7 @@ class FeatureService(Service):
     def save(self): self.snap.write(dict(engine=self.engine.snapshot(), last_ts=self.last_ts))
     def stats(self): return dict(super().stats(), gaps=self.sub.gaps, undecodable=self.sub.bad)
 
-# %% ../nbs/12_live.ipynb #9a33bed1
+# %% ../nbs/12_live.ipynb #dc121b6c
 class ServedModel:
     "A registry version and its online scorer, warmed on recent feature vectors."
     def __init__(self, registry, ref, history=()):
@@ -545,21 +567,28 @@ class PredictionService(Service):
         self.served = ServedModel(self.registry, cfg.model_alias)
         self.shadow = ServedModel(self.registry, cfg.shadow_alias) if cfg.shadow_alias else None
         self.served.model.online().update(np.zeros(self.served.model.n_features_in_))  # compile now, not on the first live bar
-        self.sub = Subscriber(cfg.endpoints["features"], topics=(f"feat.{cfg.symbol}", f"eof.{cfg.symbol}"), ctx=self.ctx)
-        self.pending, self.last_poll = [], 0.0
+        self.sub = Subscriber(cfg.endpoints["features"], topics=(f"feat.{cfg.symbol}", f"eof.{cfg.symbol}"), ctx=self.ctx, curve=cfg.curve("client"))
+        self.pending, self.last_poll, self.refused = [], 0.0, set()  # versions that failed to load are not retried
 
     def maybe_swap(self):
-        "Load and swap in the version the alias points to now, if it changed."
-        try:
-            v = self.registry.resolve(self.cfg.model_alias)
-            if v == self.served.version: return False
-            new = ServedModel(self.registry, v, self.history)
-        except Exception as e:
-            self.count("swap_refused"); self.store.alert("error", "model_swap", self.name, f"cannot serve {self.cfg.model_alias}: {e}")
-            return False
-        self.log.info("swapping model %s -> %s", self.served.version, new.version)
-        self.served = new; self.count("swaps")
-        return True
+        "Load and swap in the versions the aliases (served and shadow) point to now, if they changed; a version that cannot be loaded is refused once, with one alert."
+        swapped = False
+        for attr, alias in (("served", self.cfg.model_alias), ("shadow", self.cfg.shadow_alias)):
+            if alias is None: continue
+            try: v = self.registry.resolve(alias)
+            except Exception as e: v, err = None, e
+            cur, key = getattr(self, attr), v if v is not None else f"{alias} unresolvable"
+            if v is not None: self.refused.discard(f"{alias} unresolvable")
+            if v == cur.version or key in self.refused: continue
+            try:
+                if v is None: raise err
+                new = ServedModel(self.registry, v, self.history)
+            except Exception as e:
+                self.refused.add(key); self.count("swap_refused"); self.store.alert("error", "model_swap", self.name, f"cannot serve {alias} (version {v}): {e}")
+                continue
+            self.log.info("swapping %s model %s -> %s", alias, cur.version, new.version)
+            setattr(self, attr, new); self.count("swaps" if attr == "served" else "shadow_swaps"); swapped = True
+        return swapped
 
     def handle(self, x:np.ndarray, ts:int, send_ns:int) -> np.ndarray:
         "Regime probabilities for feature vector `x` of the bar at `ts`; queue the prediction records."
@@ -661,7 +690,7 @@ class RecordWriter:
         "Stop the thread and write what is left."
         self.stopping = True; self.wake.set(); self.thread.join(); self.flush()
 
-# %% ../nbs/12_live.ipynb #60fe75ea
+# %% ../nbs/12_live.ipynb #976bfba9
 class TradingService(Service):
     "Per bar: execute (engine step → risk → store → broker, pipelined) on arrival; decide (strategy step) when its regime arrives."
     name = "trading"
@@ -676,8 +705,8 @@ class TradingService(Service):
         sys.setswitchinterval(0.0005)  # the writer thread hands the GIL back within half a millisecond, not the default 5 ms
         self.snap, self.risk_snap = SnapshotFile(Path(cfg.run_dir)/"trading.snapshot"), SnapshotFile(Path(cfg.run_dir)/"risk.snapshot")
         self.journal = IntentJournal(Path(cfg.run_dir)/"trading.intents", sync=cfg.durability == "full")
-        self.broker = RemoteBroker(cfg.endpoints["broker"], timeout_ms=2000, retries=2)  # restart reconciliation and rare calls
-        self.orders = AsyncClient(cfg.endpoints["broker"], timeout_ms=1000, retries=5, source="trading")  # the hot path
+        self.broker = RemoteBroker(cfg.endpoints["broker"], timeout_ms=2000, retries=2, curve=cfg.curve("client"))  # restart reconciliation and rare calls
+        self.orders = AsyncClient(cfg.endpoints["broker"], timeout_ms=1000, retries=5, source="trading", curve=cfg.curve("client"))  # the hot path
         self.strategy = make_strategy(cfg.strategy)
         self.stepper = self.strategy.stepper()
         self.inputs = [(c, int(c.split("_")[1]) if c.startswith("regime_") else None) for c in self.stepper.columns]
@@ -694,7 +723,7 @@ class TradingService(Service):
         self.first_bar_ns = self.last_bar_ns = self.probs_now = None
         self.last_close, self.halted, self.peak, self.risk_saved, self.n_msgs = None, [], -math.inf, 0.0, 0
         self.monitor = HeartbeatMonitor(cfg.heartbeat_ms, expect=("feed", "features", "prediction"))
-        self.sub = Subscriber(cfg.endpoints["feed"], topics=(f"bar.{cfg.symbol}", f"regime.{cfg.symbol}", f"eof.{cfg.symbol}"), ctx=self.ctx, monitor=self.monitor)
+        self.sub = Subscriber(cfg.endpoints["feed"], topics=(f"bar.{cfg.symbol}", f"regime.{cfg.symbol}", f"eof.{cfg.symbol}"), ctx=self.ctx, monitor=self.monitor, curve=cfg.curve("client"))
         for k in ("features", "predictions"): self.sub.sock.connect(check_endpoint(cfg.endpoints[k]))
         self.restore()
         self.warm_up()
@@ -992,7 +1021,7 @@ class LiveBroker(BrokerServer):
             return dict(fills=[asdict(f) for f in fills], open=self.broker.open_order_ids())
         return super().handle(m)
 
-# %% ../nbs/12_live.ipynb #481b8091
+# %% ../nbs/12_live.ipynb #1d68152d
 SERVICE_ORDER = ("broker", "trading", "prediction", "features", "feed")
 
 def service_main(argv=None) -> int:
@@ -1005,7 +1034,7 @@ def service_main(argv=None) -> int:
         stop = {"flag": False}
         for s in (signal.SIGTERM, signal.SIGINT): signal.signal(s, lambda *_: stop.__setitem__("flag", True))
         sim = SimBroker(fill_mode="bar_close", fee_bps=cfg.costs_bps, slippage_bps=cfg.slippage_bps, init_cash=cfg.init_cash)
-        srv = LiveBroker(JournaledBroker(sim, Path(cfg.run_dir)/"broker.journal.jsonl"), cfg.endpoints["broker"])
+        srv = LiveBroker(JournaledBroker(sim, Path(cfg.run_dir)/"broker.journal.jsonl"), cfg.endpoints["broker"], curve=cfg.curve("server"))
         try: srv.run(lambda: stop["flag"])
         finally: srv.close()
         return 0
@@ -1013,7 +1042,7 @@ def service_main(argv=None) -> int:
     cls(cfg).run()
     return 0
 
-# %% ../nbs/12_live.ipynb #b60db2bb
+# %% ../nbs/12_live.ipynb #d9f4a1f7
 class Supervisor:
     "Run the live services as processes: start, restart on crash, summarize, stop cleanly."
     def __init__(self, cfg:LiveConfig, out=print, summary_every_s:float=2.0):
@@ -1030,7 +1059,7 @@ class Supervisor:
 
     def _listen(self):
         ctx = zmq.Context.instance()
-        sub = Subscriber(self.cfg.endpoints["feed"], topics=("stats.",), ctx=ctx)
+        sub = Subscriber(self.cfg.endpoints["feed"], topics=("stats.",), ctx=ctx, curve=self.cfg.curve("client"))
         for k in ("features", "predictions", "trading"): sub.sock.connect(self.cfg.endpoints[k])
         return sub
 

@@ -17,9 +17,10 @@ from .core import RegimeNbError, get_logger
 
 # %% auto #0
 __all__ = ['RULE_REGIMES', 'gauss_logpdf_nb', 'gaussian_params', 'softmax_inplace_nb', 'pack_params', 'unpack_params_nb',
-           'mixture_row_nb', 'mixture_proba_step_nb', 'mixture_proba_nb', 'hmm_row_nb', 'hmm_filter_step_nb',
-           'hmm_filter_nb', 'RegimeModel', 'GMMRegime', 'MixtureScorer', 'HMMRegime', 'HMMFilter', 'KMeansRegime',
-           'rule_step_nb', 'RuleRegime', 'align_labels', 'EnsembleRegime', 'oracle_filter', 'matched_accuracy']
+           'mixture_row_nb', 'mixture_proba_step_nb', 'mixture_block_nb', 'mixture_proba_nb', 'hmm_row_nb',
+           'hmm_filter_step_nb', 'hmm_block_nb', 'hmm_filter_nb', 'RegimeModel', 'GMMRegime', 'MixtureScorer',
+           'HMMRegime', 'HMMFilter', 'KMeansRegime', 'rule_step_nb', 'rule_proba_nb', 'RuleRegime', 'align_labels',
+           'EnsembleRegime', 'oracle_filter', 'matched_accuracy']
 
 # %% ../nbs/03_regimes.ipynb #2b9ee923
 @njit(cache=True)
@@ -110,6 +111,14 @@ def mixture_proba_step_nb(x, params, order, work, out):
     center, scale, means, prec_chol, log_norm, _, _ = unpack_params_nb(params, K, D)
     return mixture_row_nb(x.reshape((1, D)), 0, center, scale, means, prec_chol, log_norm, order, work[:D], work[D:D + K], out.reshape((1, K)))
 
+@njit(cache=True)
+def mixture_block_nb(X, params, order, work, out, ll):
+    "Regime probabilities of the rows of `X` into `out` and their log-likelihoods into `ll`, row after row (the online block driver)."
+    n, D = X.shape
+    K = len(order)
+    center, scale, means, prec_chol, log_norm, _, _ = unpack_params_nb(params, K, D)
+    for i in range(n): ll[i] = mixture_row_nb(X, i, center, scale, means, prec_chol, log_norm, order, work[:D], work[D:D + K], out)
+
 @njit(cache=True, parallel=True)
 def mixture_proba_nb(X, params, order):
     "Regime probabilities and log-likelihood of every row of `X` (the batch driver: rows in parallel chunks)."
@@ -160,14 +169,12 @@ def hmm_filter_step_nb(alpha, started, x, params, work):
                       work[:D], work[D:D + K], work[D + K:D + 2 * K])
 
 @njit(cache=True)
-def hmm_filter_nb(X, params, order):
-    "Filtered regime probabilities of every row of `X` (rows with NaN get NaN), and log predictive likelihoods."
+def hmm_block_nb(alpha, started, X, params, order, work, out, ll):
+    "Advance `alpha` by the rows of `X` in turn: filtered probabilities into `out` (NaN rows: NaN), log predictive likelihoods into `ll`; returns `started`."
     n, D = X.shape
     K = len(order)
     center, scale, means, prec_chol, log_norm, startprob, transmat = unpack_params_nb(params, K, D)
-    out, ll = np.empty((n, K)), np.empty(n)
-    alpha, z, tmp, prior = np.empty(K), np.empty(D), np.empty(K), np.empty(K)
-    started = False
+    z, tmp, prior = work[:D], work[D:D + K], work[D + K:D + 2 * K]
     for t in range(n):
         ll[t] = hmm_row_nb(alpha, started, X, t, center, scale, means, prec_chol, log_norm, startprob, transmat, z, tmp, prior)
         if ll[t] == ll[t]:
@@ -175,6 +182,15 @@ def hmm_filter_nb(X, params, order):
             for r in range(K): out[t, r] = alpha[order[r]]
         else:
             for r in range(K): out[t, r] = np.nan
+    return started
+
+@njit(cache=True)
+def hmm_filter_nb(X, params, order):
+    "Filtered regime probabilities of every row of `X` (rows with NaN get NaN), and log predictive likelihoods."
+    n, D = X.shape
+    K = len(order)
+    out, ll = np.empty((n, K)), np.empty(n)
+    hmm_block_nb(np.empty(K), False, X, params, order, np.empty(D + 2 * K), out, ll)
     return out, ll
 
 # %% ../nbs/03_regimes.ipynb #faac1116
@@ -286,7 +302,7 @@ class RegimeModel(BaseEstimator):
         return out
 
     def online(self):
-        "A scorer whose `update(x)` gives the probability vector of one new feature vector."
+        "A scorer whose `update(x)` gives the probability vector of one new feature vector, and `update_block(X)` those of a block of rows."
         check_is_fitted(self, "order_")
         return self._online()
 
@@ -336,18 +352,33 @@ class GMMRegime(RegimeModel):
     def _loglik_internal(self, X): return self._run(X)[1]
     def _online(self): return MixtureScorer(self)
 
-# %% ../nbs/03_regimes.ipynb #41106c1e
+# %% ../nbs/03_regimes.ipynb #5dd3ca2b
+def _as_block(X, D):
+    "`X` as a C-contiguous float64 (n, D) array, or a RegimeNbError naming the shape expected."
+    X = np.ascontiguousarray(X, dtype="float64")
+    if X.ndim != 2 or X.shape[1] != D:
+        raise RegimeNbError(f"update_block: X has shape {X.shape}; expected (n, {D}), one row of the model's {D} features per bar")
+    return X
+
+# %% ../nbs/03_regimes.ipynb #47a612a4
 class MixtureScorer:
-    "Online scoring of a fitted mixture-style model: `update(x)` → probability vector."
+    "Online scoring of a fitted mixture-style model: `update(x)` → probability vector; `update_block(X)` → one per row."
     def __init__(self, model):
         self.params, self.order = model.params_, np.asarray(model.order_, dtype="int64")
         K, D = model.means_.shape
-        self._work, self._out = np.empty(D + 2 * K), np.empty(K)
+        self._d, self._work, self._out = D, np.empty(D + 2 * K), np.empty(K)
         self.loglik = np.nan  # log-likelihood of the last update
     def update(self, x):
         "Probabilities of the regimes given feature vector `x` (a new array each call)."
         self.loglik = mixture_proba_step_nb(np.ascontiguousarray(x, dtype="float64"), self.params, self.order, self._work, self._out)
         return self._out.copy()
+    def update_block(self, X):
+        "Probabilities (n × K) of the rows of `X` (n × features) in one call; as `update` row by row."
+        X = _as_block(X, self._d)
+        out, ll = np.empty((len(X), len(self.order))), np.empty(len(X))
+        mixture_block_nb(X, self.params, self.order, self._work, out, ll)
+        if len(X): self.loglik = ll[-1]
+        return out
 
 # %% ../nbs/03_regimes.ipynb #80da7581
 class HMMRegime(RegimeModel):
@@ -403,11 +434,11 @@ class HMMRegime(RegimeModel):
 
 # %% ../nbs/03_regimes.ipynb #77458723
 class HMMFilter:
-    "Online forward filter of a fitted `HMMRegime`: `update(x)` → filtered probability vector."
+    "Online forward filter of a fitted `HMMRegime`: `update(x)` → filtered probability vector; `update_block(X)` → one per row."
     def __init__(self, model):
         K, D = model.means_.shape
         self.params, self.order = model.params_, np.asarray(model.order_, dtype="int64")
-        self.alpha, self._work = np.empty(K), np.empty(D + 2 * K)
+        self._d, self.alpha, self._work = D, np.empty(K), np.empty(D + 2 * K)
         self.started, self.loglik = False, np.nan
     def update(self, x):
         "Filtered probabilities after observing feature vector `x` (NaN: predict only, NaN out)."
@@ -415,6 +446,13 @@ class HMMFilter:
         if self.loglik != self.loglik: return np.full(len(self.alpha), np.nan)
         self.started = True
         return self.alpha[self.order]
+    def update_block(self, X):
+        "Filtered probabilities (n × K) after each row of `X` (n × features) in one call; as `update` row by row."
+        X = _as_block(X, self._d)
+        out, ll = np.empty((len(X), len(self.alpha))), np.empty(len(X))
+        self.started = bool(hmm_block_nb(self.alpha, self.started, X, self.params, self.order, self._work, out, ll))
+        if len(X): self.loglik = ll[-1]
+        return out
     def snapshot(self) -> dict:
         "The filter's state, to resume exactly after a restart."
         return dict(alpha=self.alpha.tolist(), started=self.started)
@@ -457,6 +495,12 @@ def rule_step_nb(vol, trend, corr, vol_mu, vol_sd, vol_z, trend_min, corr_max, u
     elif trend > trend_min: k = 1
     out[k] = 1.0
     return k
+
+@njit(cache=True)
+def rule_proba_nb(vol, trend, corr, vol_mu, vol_sd, vol_z, trend_min, corr_max, use_corr, out):
+    "One-hot regimes of every bar into the rows of `out` (the batch, online and block driver)."
+    for i in range(len(vol)): rule_step_nb(vol[i], trend[i], corr[i], vol_mu, vol_sd, vol_z, trend_min, corr_max, use_corr, out[i])
+    return out
 
 # %% ../nbs/03_regimes.ipynb #3146651e
 RULE_REGIMES = ("normal", "trending", "high_volatility", "risk_off")
@@ -502,16 +546,15 @@ class RuleRegime(RegimeModel):
 
     def _proba_internal(self, X):
         vol, trend, corr = self._inputs(X)
-        out = np.empty((len(X), self.n_regimes_))
-        for i in range(len(X)):
-            rule_step_nb(vol[i], trend[i], corr[i], self.vol_mean_, self.vol_std_, self.vol_z, self.trend_min, self.corr_max, bool(self.corr_col), out[i])
-        return out
+        return rule_proba_nb(vol, trend, corr, self.vol_mean_, self.vol_std_, self.vol_z, self.trend_min, self.corr_max,
+                             bool(self.corr_col), np.empty((len(X), self.n_regimes_)))
     def _loglik_internal(self, X): return np.full(len(X), np.nan)
     def _online(self): return _RuleScorer(self)
 
 class _RuleScorer:
     def __init__(self, m): self.m, self.loglik = m, np.nan
     def update(self, x): return self.m._proba_internal(np.asarray(x, "float64")[None])[0]
+    def update_block(self, X): return self.m._proba_internal(_as_block(X, self.m.n_features_in_))
 
 # %% ../nbs/03_regimes.ipynb #074a72bf
 def align_labels(model:RegimeModel, reference:RegimeModel) -> RegimeModel:
@@ -589,6 +632,9 @@ class _EnsembleScorer:
         self.scorers = {g: [x.online() for x in ms] for g, ms in m.groups_.items()}
     def update(self, x):
         return self.m._combine([np.mean([s.update(x) for s in ss], axis=0)[None] for ss in self.scorers.values()])[0]
+    def update_block(self, X):
+        X = _as_block(X, self.m.n_features_in_)
+        return self.m._combine([np.mean([s.update_block(X) for s in ss], axis=0) for ss in self.scorers.values()])
 
 # %% ../nbs/03_regimes.ipynb #aa1800cc
 def oracle_filter(returns, transmat, mu, sigma) -> np.ndarray:

@@ -105,3 +105,23 @@ def test_snapshot_restore_in_fresh_process(sim, tmp_path):
     np.testing.assert_array_equal(resumed, uninterrupted)
     # and the same as the engine that was never stopped
     np.testing.assert_array_equal(stream(eng, bars.iloc[cut:cut + 1000]), uninterrupted[:1000])
+
+
+@pytest.mark.parametrize("data", ["sp500", "ticks"])
+def test_update_rows_equals_update_array(data):
+    "Blocks of rows of random sizes (0 to 100, as live messages) give the bits of `update_array` row by row."
+    if data == "sp500":
+        df = load_dataset("sp500")
+        df = df.join(load_dataset("vix")["close"].rename("vix")).join(load_dataset("nasdaq")["close"].rename("nasdaq_close"))
+        spec = OHLCV + [dict(kind="exog", column="vix", transform="log"), dict(kind="corr", window=20, column="nasdaq_close")]
+    else: df, spec = simulate_ticks(20_000, seed=5), TICKS  # `ts` among the inputs
+    one, blk = FeatureEngine(spec), FeatureEngine(spec)
+    rows = inputs_matrix(one, df)
+    rowwise = stream(one, df)
+    cuts = np.cumsum(np.random.default_rng(0).integers(0, 101, len(rows)))
+    cuts = np.concatenate([[0], cuts[cuts < len(rows)], [len(rows)]])
+    blocks = np.concatenate([blk.update_rows(rows[a:b]) for a, b in zip(cuts[:-1], cuts[1:])])
+    np.testing.assert_array_equal(blocks, rowwise)
+    np.testing.assert_array_equal(blk.state, one.state)
+    assert blk.n_bars == one.n_bars == len(rows)
+    np.testing.assert_array_equal(blk.update_rows(rows[-50:]), stream(one, df.iloc[-50:]))  # and they go on together

@@ -255,3 +255,32 @@ def test_an_external_feed_is_relayed_validated_and_traded_like_the_backtest(tmp_
         .assign(ts=lambda d: pd.to_datetime(d.ts_ns, utc=True)).drop(columns="ts_ns").to_csv(recorded, index=False)
     p = parity_check(cfg_for(tmp_path, registry, data=str(recorded), start=None, symbol="ext"))  # what it relayed traded as the backtest of it would
     assert p["bars_live"] == p["bars_backtest"] == len(sp) and p["trades_live"] == p["trades_backtest"] > 5 and p["max_abs_equity_diff"] <= 1e-9, p
+
+@pytest.mark.skipif(not zmq.has("curve"), reason="this libzmq has no CURVE support (built without libsodium)")
+def test_with_curve_keys_the_loop_trades_and_a_client_without_them_receives_nothing(tmp_path, registry):
+    from regime_nb.broker import RemoteBroker
+    from regime_nb.bus import RequestTimeout
+    from regime_nb.live import make_curve_keys
+    cfg = cfg_for(tmp_path, registry, speed=200.0, curve_dir=str(make_curve_keys(tmp_path/"keys")))
+    sup, res, seen = Supervisor(cfg, out=quiet), {}, {}
+    def strangers(s):
+        b = RemoteBroker(cfg.endpoints["broker"], timeout_ms=500, retries=0)
+        try: b.account(); seen["broker"] = "answered"
+        except RequestTimeout: seen["broker"] = "silent"
+        finally: b.close()
+        subs = [Subscriber(cfg.endpoints[k], ctx=zmq.Context.instance(), deliver_heartbeats=True) for k in ("feed", "features", "predictions", "trading")]
+        got, t_end = [0] * len(subs), time.time() + 1.5
+        while time.time() < t_end:
+            for i, x in enumerate(subs): got[i] += x.recv(timeout_ms=10) is not None  # heartbeats count too
+        seen["received"] = got
+        for x in subs: x.close()
+        seen["running"] = not sup.stats.get("trading", {}).get("done")  # the loop was still running when they asked
+    th = threading.Thread(target=lambda: res.update(stats=sup.run(120)), daemon=True); th.start()
+    t_end = time.time() + 30
+    while time.time() < t_end and sup.stats.get("trading", {}).get("bars", 0) < 20: time.sleep(0.05)
+    strangers(sup)  # while the loop runs
+    th.join(150)
+    assert seen == {"received": [0, 0, 0, 0], "broker": "silent", "running": True}, seen
+    assert res["stats"]["trading"]["done"] and not sup.restarts
+    p = parity_check(cfg)
+    assert p["trades_live"] == p["trades_backtest"] > 5 and p["max_abs_equity_diff"] <= 1e-9, p

@@ -77,3 +77,23 @@ def test_regime_zero_is_calmest_and_crisis_is_turbulent(nasdaq_features):
     assert s.volatility_ann.is_monotonic_increasing
     lab = m.predict(nasdaq_features)
     assert (lab["2008-09-15":"2009-03-31"] >= m.n_regimes_ / 2).mean() > 0.8
+
+@pytest.mark.parametrize("model", [GMMRegime(3, n_init=1), HMMRegime(3, n_init=1, n_iter=50), KMeansRegime(3, n_init=1),
+                                   RuleRegime(), EnsembleRegime({"a": [GMMRegime(2, n_init=1), KMeansRegime(2, n_init=1)],
+                                                                 "b": [HMMRegime(2, n_init=1, n_iter=50)]})],
+                         ids=lambda m: type(m).__name__)
+def test_update_block_equals_update(model, nasdaq_features):
+    "Blocks of random sizes (0 to 100 rows, as live messages) give the bits of `update` row by row, across NaN gaps."
+    X = nasdaq_features.copy()
+    X.iloc[2000:2003] = np.nan
+    m = clone(model).fit(X)
+    arr = X.to_numpy()
+    one, blk = m.online(), m.online()
+    rowwise = np.array([one.update(x) for x in arr])
+    cuts = np.cumsum(np.random.default_rng(1).integers(0, 101, len(arr)))
+    cuts = np.concatenate([[0], cuts[cuts < len(arr)], [len(arr)]])
+    blocks = np.concatenate([blk.update_block(arr[a:b]) for a, b in zip(cuts[:-1], cuts[1:])])
+    np.testing.assert_array_equal(blocks, rowwise)
+    np.testing.assert_array_equal(blk.loglik, one.loglik)
+    if hasattr(one, "snapshot"): assert blk.snapshot() == one.snapshot()
+    np.testing.assert_array_equal(blk.update_block(arr[1990:2010]), np.array([one.update(x) for x in arr[1990:2010]]))
