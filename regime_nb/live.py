@@ -19,8 +19,8 @@ __all__ = ['DURABILITY', 'TICK_COLUMNS', 'BAR_FIELDS', 'SERVICE_ORDER', 'free_en
            'LiveConfig', 'SnapshotFile', 'IntentJournal', 'is_ticks', 'recorded_bars', 'replay_data', 'replay_bars',
            'BarGuard', 'bars_from_body', 'rows_from_body', 'bars_body', 'features_from_body', 'regimes_from_body',
            'Service', 'FeedHandler', 'model_spec', 'FeatureService', 'ServedModel', 'PredictionService',
-           'make_strategy', 'percentiles_us', 'record_intent', 'RecordWriter', 'TradingService', 'JournaledBroker',
-           'LiveBroker', 'service_main', 'Supervisor', 'parity_check']
+           'make_strategy', 'percentiles_us', 'record_intent', 'RecordWriter', 'TradingService', 'quiet_run_nb',
+           'JournaledBroker', 'LiveBroker', 'service_main', 'Supervisor', 'parity_check']
 
 # %% ../nbs/12_live.ipynb #81f80280
 DURABILITY = ("full", "process")
@@ -467,7 +467,7 @@ class FeedHandler(Service):
         relay = dict(gaps=self.ingest.gaps, undecodable=self.ingest.bad) if getattr(self, "ingest", None) is not None else {}
         return dict(super().stats(), pos=self.pos, total=len(self.data), rejected=rejected, warnings=dict(self.guard.warnings), **relay)
 
-# %% ../nbs/12_live.ipynb #6df8da27
+# %% ../nbs/12_live.ipynb #9d1545c1
 def model_spec(cfg:LiveConfig):
     "The FeatureSpec the served model was trained with (or the config's)."
     from regime_nb.features import FeatureSpec
@@ -493,23 +493,20 @@ class FeatureService(Service):
             if first > 0: self.engine.warm(bars.iloc[:first])
             self.last_ts = int(bars.index[first - 1].value) if first > 0 else -1
         self.restarted, self.gaps_seen = snap is not None, 0
-        FeatureEngine.restore(self.engine.snapshot()).update(dict(ts=0, open=1.0, high=1.0, low=1.0, close=1.0, volume=1.0))  # compile now, not on the first live bar
+        FeatureEngine.restore(self.engine.snapshot()).update_rows(np.ones((2, len(self.engine.inputs))))  # compile now, not on the first live bar
         self.sub = Subscriber(cfg.endpoints["feed"], topics=(f"bar.{cfg.symbol}", f"eof.{cfg.symbol}"), ctx=self.ctx, curve=cfg.curve("client"))
 
-    def handle(self, bar:dict) -> np.ndarray|None:
-        "The feature vector after `bar` (None for a bar at or before the last one seen)."
-        if bar["ts"] <= self.last_ts: self.count("stale_bars"); return None
-        x = self.engine.update(bar)
-        self.last_ts = bar["ts"]
-        return x
-
     def publish(self, bars:list) -> int:
-        "Update on `bars` and publish their feature vectors as one message; return how many."
-        ts, xs = [], []
-        for bar in bars:
-            x = self.handle(bar)
-            if x is not None: ts.append(bar["ts"]); xs.append(x)
-        if ts: self.pub.publish(f"feat.{self.cfg.symbol}", {"ts": ts, "x": np.array(xs).tobytes()}, event_ns=ts[-1])
+        "Update on `bars` in one compiled call (`update_rows`) and publish their feature vectors as one message; return how many."
+        fresh, last = [], self.last_ts
+        for b in bars:
+            if b["ts"] > last: fresh.append(b); last = b["ts"]
+            else: self.count("stale_bars")
+        if not fresh: return 0
+        rows = np.array([[b[c] if c != "ts" else b["ts"] / 1e9 for c in self.engine.inputs] for b in fresh], dtype="float64")
+        x = self.engine.update_rows(rows)
+        self.last_ts, ts = last, [b["ts"] for b in fresh]
+        self.pub.publish(f"feat.{self.cfg.symbol}", {"ts": ts, "x": x.tobytes()}, event_ns=ts[-1])
         return len(ts)
 
     def catch_up(self, upto_ts:int):
@@ -544,15 +541,15 @@ class FeatureService(Service):
     def save(self): self.snap.write(dict(engine=self.engine.snapshot(), last_ts=self.last_ts))
     def stats(self): return dict(super().stats(), gaps=self.sub.gaps, undecodable=self.sub.bad)
 
-# %% ../nbs/12_live.ipynb #dc121b6c
+# %% ../nbs/12_live.ipynb #802e3aa6
 class ServedModel:
     "A registry version and its online scorer, warmed on recent feature vectors."
     def __init__(self, registry, ref, history=()):
         self.model, self.meta = registry.load_with_meta(ref)
         self.version = self.meta["version"]
         self.scorer = self.model.online()
-        for x in history: self.scorer.update(x)
-    def update(self, x) -> np.ndarray: return self.scorer.update(x)
+        if len(history): self.scorer.update_block(np.array(history))
+    def update_block(self, X) -> np.ndarray: return self.scorer.update_block(X)
 
 class PredictionService(Service):
     "Feature vectors in, regime probabilities out, from the champion (hot-swapped when the alias moves)."
@@ -566,7 +563,7 @@ class PredictionService(Service):
         self.history = deque(maxlen=500)
         self.served = ServedModel(self.registry, cfg.model_alias)
         self.shadow = ServedModel(self.registry, cfg.shadow_alias) if cfg.shadow_alias else None
-        self.served.model.online().update(np.zeros(self.served.model.n_features_in_))  # compile now, not on the first live bar
+        self.served.model.online().update_block(np.zeros((2, self.served.model.n_features_in_)))  # compile now, not on the first live bar
         self.sub = Subscriber(cfg.endpoints["features"], topics=(f"feat.{cfg.symbol}", f"eof.{cfg.symbol}"), ctx=self.ctx, curve=cfg.curve("client"))
         self.pending, self.last_poll, self.refused = [], 0.0, set()  # versions that failed to load are not retried
 
@@ -590,17 +587,18 @@ class PredictionService(Service):
             setattr(self, attr, new); self.count("swaps" if attr == "served" else "shadow_swaps"); swapped = True
         return swapped
 
-    def handle(self, x:np.ndarray, ts:int, send_ns:int) -> np.ndarray:
-        "Regime probabilities for feature vector `x` of the bar at `ts`; queue the prediction records."
-        p = self.served.update(x)
-        self.history.append(x)
-        lat = (time.time_ns() - send_ns) / 1e3
-        if np.isfinite(p).all():
-            self.pending.append(dict(symbol=self.cfg.symbol, ts_ns=ts, model_version=self.served.version, probs=p, latency_us=lat))
-        if self.shadow is not None:
-            q = self.shadow.update(x)
-            if np.isfinite(q).all(): self.pending.append(dict(symbol=self.cfg.symbol, ts_ns=ts, model_version=self.shadow.version, probs=q))
-        return p
+    def handle(self, X:np.ndarray, ts:list, send_ns:int) -> np.ndarray:
+        "Regime probabilities (n × K) for feature vectors `X` (n × features) of the bars at `ts`, in one compiled call; queue the prediction records."
+        P = self.served.update_block(X)
+        self.history.extend(X)
+        lat, sym = (time.time_ns() - send_ns) / 1e3, self.cfg.symbol
+        for served, Q in ((self.served, P), (self.shadow, None)):
+            if served is None: continue
+            if Q is None: Q = served.update_block(X)
+            ok = np.isfinite(Q).all(axis=1)
+            self.pending += [dict(symbol=sym, ts_ns=t, model_version=served.version, probs=q, **({"latency_us": lat} if served is self.served else {}))
+                             for t, q, good in zip(ts, Q, ok) if good]
+        return P
 
     def run(self):
         self.install_signals()
@@ -618,7 +616,7 @@ class PredictionService(Service):
                 if got is None: self.count("bad_messages")
                 else:
                     self.hop_ns.append(m.recv_ns - m.send_ns)
-                    ts += got[0]; probs += [self.handle(x, t, m.send_ns).tolist() for t, x in zip(got[0], got[1].copy())]
+                    ts += got[0]; probs += self.handle(got[1], got[0], m.send_ns).tolist()
                 if len(ts) >= self.cfg.batch: break
                 m = self.sub.recv(timeout_ms=0)
             if ts: self.pub.publish(f"regime.{self.cfg.symbol}", dict(ts=ts, probs=probs, version=self.served.version), event_ns=ts[-1]); self.count("bars", len(ts))
@@ -690,7 +688,7 @@ class RecordWriter:
         "Stop the thread and write what is left."
         self.stopping = True; self.wake.set(); self.thread.join(); self.flush()
 
-# %% ../nbs/12_live.ipynb #976bfba9
+# %% ../nbs/12_live.ipynb #47932145
 class TradingService(Service):
     "Per bar: execute (engine step → risk → store → broker, pipelined) on arrival; decide (strategy step) when its regime arrives."
     name = "trading"
@@ -707,7 +705,7 @@ class TradingService(Service):
         self.journal = IntentJournal(Path(cfg.run_dir)/"trading.intents", sync=cfg.durability == "full")
         self.broker = RemoteBroker(cfg.endpoints["broker"], timeout_ms=2000, retries=2, curve=cfg.curve("client"))  # restart reconciliation and rare calls
         self.orders = AsyncClient(cfg.endpoints["broker"], timeout_ms=1000, retries=5, source="trading", curve=cfg.curve("client"))  # the hot path
-        self.strategy = make_strategy(cfg.strategy)
+        self.strategy, self.sym_json = make_strategy(cfg.strategy), json.dumps(cfg.symbol)
         self.stepper = self.strategy.stepper()
         self.inputs = [(c, int(c.split("_")[1]) if c.startswith("regime_") else None) for c in self.stepper.columns]
         self.risk = RiskManager(RiskLimits(**cfg.risk))
@@ -732,7 +730,9 @@ class TradingService(Service):
         "Compile the engine and strategy kernels now (on throwaway state), not on the first live bar."
         from regime_nb.backtest import engine_step_nb
         engine_step_nb(self.state.copy(), self.params, 1.0, 1.0, 0.5, 0.0, np.zeros(8))
-        self.strategy.stepper().update([0.5 if k is not None else 1.0 for _, k in self.inputs])
+        st = self.strategy.stepper(); st.update([0.5 if k is not None else 1.0 for _, k in self.inputs])
+        quiet_run_nb(self.state.copy(), self.params, np.ones(2), np.ones(2), np.full((2, len(self.inputs)), 0.5), st.code, st.state, st.params, np.nan, 0.0, 0.25,
+                     np.zeros(8), np.empty_like(self.state), np.empty((2, 4)))
 
     # --- restart: the book comes from the store, reconciled with the broker by client order id
     def restore(self):
@@ -766,6 +766,10 @@ class TradingService(Service):
         from regime_nb.backtest import S_CASH, S_UNITS
         self.state[S_CASH], self.state[S_UNITS] = self.ledger.cash, self.ledger.positions.get(self.cfg.symbol, 0.0)
 
+    def positions_json(self, units:float) -> str:
+        "The equity row's positions as JSON text, made without the encoder (it is per bar)."
+        return f"{{{self.sym_json}:{units!r}}}" if math.isfinite(units) else json.dumps({self.cfg.symbol: units})
+
     @property
     def cash(self) -> float: return float(self.state[S_CASH])
     @property
@@ -782,14 +786,16 @@ class TradingService(Service):
         if not self.writer.errors: self.journal.clear()
         self.journal.close(); super().close()
 
-# %% ../nbs/12_live.ipynb #e2523106
+# %% ../nbs/12_live.ipynb #c1067845
 from fastcore.basics import patch_to
+from numba import njit
+from .backtest import engine_step_nb
+from .strategies import strategy_step_nb
 
 @patch_to(TradingService)
 def execute(self, bar:dict, send_ns:int, now_ns:int):
     "Run the engine step for the pending target at this bar's close; send the order it implies through risk to the broker."
     from regime_nb.backtest import S_CASH, S_UNITS, T_UNITS, engine_step_nb
-    from regime_nb.broker import Order
     from regime_nb.risk import MarketState, OrderRequest
     c, ts = bar["close"], bar["ts"]
     before = self.state.copy()
@@ -798,7 +804,7 @@ def execute(self, bar:dict, send_ns:int, now_ns:int):
     cid = f"{self.cfg.symbol}-{ts}"
     req = OrderRequest(cid, self.cfg.symbol, 1 if du > 0 else -1, abs(du), None, now_ns, "rebalance")
     ms = MarketState(self.cfg.symbol, c, c, now_ns, position=units, equity=float(before[S_CASH]) + units * c,  # the regime that decided this target
-                     regime_probs=tuple(self.probs_now or ()), returns=np.array(self.returns) if self.returns else None)
+                     regime_probs=tuple(self.probs_now or ()), returns=np.fromiter(self.returns, "float64", len(self.returns)) if self.returns and self.risk.limits.var_limit is not None else None)
     v = self.risk.check(req, ms, now_ns)
     allowed, reasons = v.allowed, list(v.reasons)
     stop = self.halted + (["broker"] if self.broker_down else [])
@@ -809,9 +815,10 @@ def execute(self, bar:dict, send_ns:int, now_ns:int):
         return None
     qty = v.order.qty if v.order is not None else abs(du)
     if qty != abs(du): self.resync = True  # the risk manager resized it: the ledger will tell the engine what happened
-    order = Order(cid, self.cfg.symbol, req.side, qty, "market", None, "entry" if abs(units + req.side * qty) > abs(units) else "exit", ts)
-    self.intents.append(dict(order=order.to_dict(), target=self.pending_target, reasons=reasons, price=c))
-    self.outbox.append(("order", order.to_dict(), send_ns)); self.sent_now = True  # sent once its intent is journaled
+    order = dict(client_order_id=cid, symbol=self.cfg.symbol, side=req.side, qty=qty, type="market", limit_price=None,  # an `Order`, as the wire carries it
+                 intent="entry" if abs(units + req.side * qty) > abs(units) else "exit", ts_ns=ts)
+    self.intents.append(dict(order=order, target=self.pending_target, reasons=reasons, price=c))
+    self.outbox.append(("order", order, send_ns)); self.sent_now = True  # sent once its intent is journaled
     self.count("orders")
     return order
 
@@ -835,7 +842,7 @@ def on_bar(self, bar:dict, send_ns:int):
         self.count("kill_switch"); self.risk_snap.write(self.risk.snapshot())  # the switch stays tripped across a restart
     self.peak = max(self.peak, equity)
     dd = self.risk.drawdown if self.risk.state.killed else (1 - equity / self.peak if self.peak > 0 else 0.0)
-    self.writer.add_equity((bar["ts"], cash, equity, {self.cfg.symbol: units}, dd))
+    self.writer.add_equity((bar["ts"], cash, equity, self.positions_json(units), dd))
     self.last_ts, self.last_bar, self.last_sent_ns = bar["ts"], bar, send_ns; self.count("bars"); self.processed += 1
     if self.halted: self.count("halted_bars")
     self.last_bar_ns = time.time_ns(); self.first_bar_ns = self.first_bar_ns or self.last_bar_ns
@@ -849,6 +856,54 @@ def decide(self, probs:list):
     self.decided_ts = bar["ts"]; self.processed += 1
     self.bar_latency_ns.append(time.time_ns() - self.last_sent_ns)
 
+@njit(cache=True)
+def quiet_run_nb(state, params, opens, closes, X, code, sstate, sparams, pending, peak, max_dd, trade, before, out):
+    "Execute and decide bars in order while nothing happens that needs the service (an order, the drawdown limit); the number of bars run (state as before the bar it stopped at)."
+    for j in range(len(closes)):
+        before[:] = state
+        if engine_step_nb(state, params, opens[j], closes[j], pending, 0.0, trade): state[:] = before; return j
+        eq = state[S_CASH] + state[S_UNITS] * closes[j]
+        if eq == eq:
+            if eq > peak: peak = eq
+            if peak != 0.0 and max(1.0 - eq / peak, 0.0) >= max_dd - 1e-9: state[:] = before; return j
+        pending = strategy_step_nb(code, sstate, sparams, X[j])
+        out[j, 0], out[j, 1], out[j, 2], out[j, 3] = state[S_CASH], state[S_UNITS], eq, pending
+    return len(closes)
+
+@patch_to(TradingService)
+def run_quiet(self) -> int:
+    "Run the longest stretch of queued bars whose regimes are here through `quiet_run_nb` (one compiled call for what the per-bar path would do); how many it ran."
+    if self.risk.state.killed or self.halted or self.broker_open or self.broker_down or self.sent_now or self.decided_ts < self.last_ts: return 0
+    ready = []
+    for bar, sent in self.queue:
+        p = self.probs.get(bar["ts"])
+        if p is None or len(ready) == 512: break
+        ready.append((bar, sent, p))
+    if len(ready) < 2: return 0
+    opens = np.array([b["open"] for b, _, _ in ready]); closes = np.array([b["close"] for b, _, _ in ready])
+    X = np.array([[p[k] if k is not None else b.get(name, np.nan) for name, k in self.inputs] for b, _, p in ready], dtype="float64")
+    out = np.empty((len(ready), 4))
+    n = quiet_run_nb(self.state, self.params, opens, closes, X, self.stepper.code, self.stepper.state, self.stepper.params, self.pending_target,
+                     self.risk.state.peak_equity or 0.0, self.risk.limits.max_drawdown, self.trade, np.empty_like(self.state), out)
+    if n == 0: return 0
+    now, sym = time.time_ns(), self.cfg.symbol
+    for j in range(n):  # what the per-bar path records
+        bar, sent, p = ready[j]
+        self.queue.popleft(); del self.probs[bar["ts"]]
+        c, (cash, units, eq, _) = bar["close"], out[j]
+        if self.last_close: self.returns.append(c / self.last_close - 1)
+        self.last_close, self.peak = c, max(self.peak, eq)
+        self.writer.add_equity((bar["ts"], float(cash), float(eq), self.positions_json(float(units)), 1 - eq / self.peak if self.peak > 0 else 0.0))
+        self.bar_latency_ns.append(now - sent)
+    eqs = out[:n, 2]
+    self.risk.on_equity(float(eqs.max()), now); self.risk.on_equity(float(eqs[-1]), now)  # the peak and the last equity, as bar by bar
+    bar, sent, p = ready[n - 1]
+    self.pending_target, self.probs_now = float(out[n - 1, 3]), p
+    self.last_ts = self.decided_ts = bar["ts"]; self.last_bar, self.last_sent_ns = bar, sent
+    self.count("bars", n); self.count("quiet_bars", n); self.processed += n
+    self.last_bar_ns = time.time_ns(); self.first_bar_ns = self.first_bar_ns or now
+    return n
+
 @patch_to(TradingService)
 def advance(self):
     "Alternate the two steps as far as the data allows: decide the last executed bar once its regime is here; execute the next bar once the last one is decided."
@@ -859,6 +914,7 @@ def advance(self):
             elif self.probs_max_ts > self.last_ts: self.decided_ts = self.last_ts; self.count("undecided")  # its regime was lost (regimes arrive in order): the old target stands
             else: return
         if not self.queue: return
+        if self.run_quiet(): continue
         bar, sent = self.queue.popleft()
         if bar["ts"] > self.last_ts: self.on_bar(bar, sent)
 

@@ -667,10 +667,10 @@ def record_equity(self, ts_ns, cash:float, equity:float,
     return drawdown
 
 @patch_to(Store)
-def record_equity_rows(self, rows, # (ts_ns, cash, equity, {symbol: qty}, drawdown) per snapshot, drawdown computed by the caller
+def record_equity_rows(self, rows, # (ts_ns, cash, equity, positions, drawdown) per snapshot: positions a {symbol: qty} dict or its JSON text
                       ) -> int:
     "Record many account snapshots in one transaction (the live loop's per-bar equity); returns how many."
-    data = [(_to_ns(t, "ts_ns"), _num(c, "cash"), _num(e, "equity"), _dumps(p), _num(dd, "drawdown")) for t, c, e, p, dd in rows]
+    data = [(_to_ns(t, "ts_ns"), _num(c, "cash"), _num(e, "equity"), p if isinstance(p, str) else _dumps(p), _num(dd, "drawdown")) for t, c, e, p, dd in rows]
     with self.transaction(): self.conn.executemany("INSERT OR REPLACE INTO equity VALUES (?, ?, ?, ?, ?)", data)
     return len(data)
 
