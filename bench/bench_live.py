@@ -5,9 +5,11 @@ and (b) the trading service finishing the bar's decision, with the feed paced at
 the trading service's rate over a replay as fast as possible, with zero bars lost. Both durability modes are run: "full"
 fsyncs each order's intent before sending it, "process" survives any process crash but not a power cut.
 
-Two references are measured in the same run: the same per-bar work in one process with no sockets and no store (the
-alternative without services), and the transport floor, a bare pyzmq PUB/SUB relay through the same four hops the
-order takes (feed -> features -> prediction -> trading -> broker) with no work at all.
+Three references are measured in the same run: the same per-bar work in one process with no sockets and no store (the
+alternative without services); the transport floor, a bare pyzmq PUB/SUB message relayed between processes over the
+loop's default ipc:// transport through the two hops a bar takes to become an order (feed -> trading -> broker) and the
+four hops of its regime (feed -> features -> prediction -> trading); and the disk's durable-write latency (a small
+append and fdatasync in the run folder), the floor of an order's latency with durability="full".
 
 Run: .venv/bin/python bench/bench_live.py
 """
@@ -17,14 +19,15 @@ import numpy as np, zmq
 from regime_nb.backtest import engine_params, engine_state, engine_step_nb
 from regime_nb.data import simulate_regimes
 from regime_nb.features import FeatureEngine, FeatureSpec, compute_features
-from regime_nb.live import LiveConfig, Supervisor, free_endpoint
+from regime_nb.live import LiveConfig, Supervisor
 from regime_nb.regimes import GMMRegime
 from regime_nb.registry import Registry
 from regime_nb.strategies import RegimeExposure
 
 N_WARM = 2_000
 PERMISSIVE = dict(var_limit=None, max_position=10, stale_after_s=60, max_orders_per_min=10**9, max_drawdown=0.99)
-RUNS = [(1_000.0, 10_000, "full"), (10_000.0, 50_000, "full"), (10_000.0, 50_000, "process"), (0.0, 300_000, "full"), (0.0, 300_000, "process")]
+RUNS = [(1_000.0, 10_000, "full"), (1_000.0, 10_000, "process"), (10_000.0, 50_000, "full"), (10_000.0, 50_000, "process"),
+        (0.0, 300_000, "full"), (0.0, 300_000, "process")]
 
 def in_process(bars, model, first):
     "The same per-bar work in one process: the alternative without services."
@@ -47,9 +50,9 @@ def _relay(src, dst):
         p.send(m)
         if m == b"stop": return
 
-def transport_floor(rate=1_000.0, n=3_000, hops=4):
-    "p50/p99 (us) of a bare message through `hops` PUB/SUB hops between processes, paced at `rate`."
-    eps = [free_endpoint() for _ in range(hops + 1)]
+def transport_floor(folder, rate=1_000.0, n=3_000, hops=4):
+    "p50/p99 (us) of a bare message through `hops` PUB/SUB hops between processes over ipc://, paced at `rate`."
+    eps = [f"ipc://{folder}/floor{hops}-{i}.sock" for i in range(hops + 1)]
     procs = [mp.Process(target=_relay, args=(eps[i], eps[i + 1]), daemon=True) for i in range(hops - 1)]
     for p in procs: p.start()
     ctx = zmq.Context(); pub = ctx.socket(zmq.PUB); pub.bind(eps[0]); sub = ctx.socket(zmq.SUB); sub.connect(eps[hops - 1]); sub.setsockopt(zmq.SUBSCRIBE, b"")
@@ -61,6 +64,16 @@ def transport_floor(rate=1_000.0, n=3_000, hops=4):
         time.sleep(max(0.0, 1 / rate - (time.perf_counter_ns() - t) / 1e9))
     pub.send(b"stop")
     for p in procs: p.join(5)
+    return np.percentile(lat, 50) / 1e3, np.percentile(lat, 99) / 1e3
+
+def durable_write(folder, n=300):
+    "p50/p99 (us) of appending 200 bytes and fdatasync-ing them, what durability='full' pays per order."
+    import os
+    fd, lat = os.open(Path(folder)/"fsync.bin", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), []
+    for _ in range(n):
+        t = time.perf_counter_ns(); os.write(fd, b"x" * 200); os.fdatasync(fd); lat.append(time.perf_counter_ns() - t)
+        time.sleep(0.002)
+    os.close(fd)
     return np.percentile(lat, 50) / 1e3, np.percentile(lat, 99) / 1e3
 
 if __name__ == "__main__":
@@ -82,8 +95,11 @@ if __name__ == "__main__":
               f"feed -> order at broker p50 {s['p50_us'] or 0:,.0f} us, p99 {s['p99_us'] or 0:,.0f} us ({s.get('orders', 0):,} orders); "
               f"feed -> decision p50 {s['bar_p50_us'] or 0:,.0f} us, p99 {s['bar_p99_us'] or 0:,.0f} us")
         if not speed and s["bars"] == n: max_rate = max(max_rate, s["bars_per_s"] or 0)
+    for hops, what in ((2, "feed -> trading -> broker"), (4, "feed -> features -> prediction -> trading")):
+        f50, f99 = transport_floor(d, hops=hops)
+        print(f"  transport floor, a bare message through {hops} ipc PUB/SUB hops ({what}) at 1,000 msgs/s: p50 {f50:,.0f} us, p99 {f99:,.0f} us")
+    w50, w99 = durable_write(d)
+    print(f"  durable write on this disk (200-byte append + fdatasync): p50 {w50:,.0f} us, p99 {w99:,.0f} us")
     shutil.rmtree(d, ignore_errors=True)
-    f50, f99 = transport_floor()
-    print(f"  transport floor, a bare message through the same 4 PUB/SUB hops at 1,000 msgs/s: p50 {f50:,.0f} us, p99 {f99:,.0f} us")
     alt = in_process(bars.iloc[:N_WARM + 30_000], model, N_WARM)
     print(f"  same per-bar work in one process without sockets or store: {alt:,.0f} bars/s; ratio to the live loop's best sustained rate {alt / max_rate:.1f}x")

@@ -11,7 +11,7 @@ from .core import RegimeNbError, configure_logging, load_settings
 
 # %% auto #0
 __all__ = ['cmd_data_list', 'cmd_data_show', 'cmd_data_validate', 'cmd_fit', 'cmd_registry', 'cmd_backtest', 'cmd_walkforward',
-           'cmd_sweep', 'cmd_scan', 'cmd_live', 'cmd_demo', 'make_parser', 'main']
+           'cmd_sweep', 'cmd_scan', 'cmd_live_keys', 'cmd_live', 'cmd_demo', 'make_parser', 'main']
 
 # %% ../nbs/14_cli.ipynb #c7938c53
 def _parse_sets(items):
@@ -268,6 +268,12 @@ def cmd_scan(args) -> int:
     return 0
 
 # %% ../nbs/14_cli.ipynb #dd2981f9
+def cmd_live_keys(args) -> int:
+    "Make the CURVE keys `live --curve-dir` reads."
+    from regime_nb.live import make_curve_keys
+    print(f"CURVE keys in {make_curve_keys(args.dir)} (secrets are mode 0600; keep the folder out of any repository)")
+    return 0
+
 def cmd_live(args) -> int:
     "Run the live services under the supervisor; print summaries and the parity check."
     from regime_nb.live import LiveConfig, Supervisor, parity_check
@@ -276,13 +282,13 @@ def cmd_live(args) -> int:
     from regime_nb.registry import Registry
     with Registry(args.registry or s.paths.registry) as reg: reg.resolve(args.model_alias)  # fail now, clearly, if nothing is served
     cfg = LiveConfig(run_dir=str(run_dir), store=args.store or str(run_dir/"store.sqlite"), registry=str(args.registry or s.paths.registry),
-                     data=args.data, start=args.start, end=args.end, speed=args.speed,
+                     data=args.data, symbol=args.symbol or "", start=args.start, end=args.end, speed=args.speed, clock=args.clock, bar_interval=args.bar_interval, curve_dir=args.curve_dir,
                      model_alias=args.model_alias, shadow_alias=args.shadow_alias, costs_bps=args.costs_bps, durability=args.durability, batch=args.batch,
                      strategy={"kind": "RegimeExposure", "exposures": list(_floats(args.exposures))},
                      risk=dict(max_drawdown=s.risk.max_drawdown, stale_after_s=max(s.risk.stale_after_s, 30.0), var_limit=None,
                                max_position=max(s.risk.max_position, max(_floats(args.exposures))), max_orders_per_min=100_000))
     stats = Supervisor(cfg).run(args.duration, handle_signals=True)
-    if stats.get("trading", {}).get("done"):
+    if stats.get("trading", {}).get("done") and cfg.data != "relay":
         p = parity_check(cfg)
         print(f"parity with the backtest: {p['trades_live']} live trades vs {p['trades_backtest']}, max |equity difference| {p['max_abs_equity_diff']:.3g} over {p['bars_live']} bars")
     print(f"store: {cfg.store}; logs and snapshots: {cfg.run_dir}")
@@ -379,7 +385,11 @@ def make_parser() -> argparse.ArgumentParser:
         q.add_argument("--quiet", action="store_true", help="no progress bar")
         q.set_defaults(func=fn)
     lv = sub.add_parser("live", help="run the live loop (feed, features, regimes, trading, broker) under the supervisor")
-    lv.add_argument("--data", default="sp500", help="bundled dataset or bars file to replay")
+    lv.add_argument("--data", default="sp500", help="bundled dataset, bars or ticks file, sim-bars, sim-ticks, or relay (an external feed on the run's ingest endpoint)")
+    lv.add_argument("--symbol", default=None, help="symbol the bars are published under (default: the dataset or file name)")
+    lv.add_argument("--clock", type=float, default=0.0, help="replay at this multiple of the data's own clock (1: real time); overrides --speed")
+    lv.add_argument("--bar-interval", default="1min", help="ticks are aggregated into bars of this interval")
+    lv.add_argument("--curve-dir", default=None, help="folder of CURVE keys (regime-nb live-keys DIR): encrypt and authenticate every link")
     lv.add_argument("--start", default=None, help="first bar to trade (earlier bars warm the features)")
     lv.add_argument("--end", default=None)
     lv.add_argument("--speed", default="max", type=_speed, help="'max' or bars per second")
@@ -393,6 +403,9 @@ def make_parser() -> argparse.ArgumentParser:
     lv.add_argument("--durability", choices=("full", "process"), default="full", help="full: each order is fsynced before it is sent; process: it survives any process crash")
     lv.add_argument("--batch", type=int, default=64, help="most bars per message at full speed")
     lv.set_defaults(func=cmd_live)
+    k = sub.add_parser("live-keys", help="make a folder of CURVE keys for `live --curve-dir` (keep it out of any repository)")
+    k.add_argument("dir")
+    k.set_defaults(func=cmd_live_keys)
     m = sub.add_parser("demo", help="run the main job on the real S&P 500")
     m.add_argument("--out", help="output folder (default: <output_dir>/demo)")
     m.add_argument("--dataset", default="sp500", help="bundled dataset to run on")

@@ -15,15 +15,16 @@ from .bus import ERROR_TOPIC, AsyncClient, Heartbeat, HeartbeatMonitor, Publishe
 from .backtest import S_CASH, S_UNITS
 
 # %% auto #0
-__all__ = ['DURABILITY', 'TICK_COLUMNS', 'BAR_FIELDS', 'SERVICE_ORDER', 'free_endpoint', 'make_curve_keys', 'local_endpoint',
-           'LiveConfig', 'SnapshotFile', 'IntentJournal', 'is_ticks', 'recorded_bars', 'replay_data', 'replay_bars',
-           'BarGuard', 'bars_from_body', 'rows_from_body', 'bars_body', 'features_from_body', 'regimes_from_body',
-           'Service', 'FeedHandler', 'model_spec', 'FeatureService', 'ServedModel', 'PredictionService',
-           'make_strategy', 'percentiles_us', 'record_intent', 'RecordWriter', 'TradingService', 'quiet_run_nb',
-           'JournaledBroker', 'LiveBroker', 'service_main', 'Supervisor', 'parity_check']
+__all__ = ['DURABILITY', 'PUBLISHERS', 'TICK_COLUMNS', 'BAR_FIELDS', 'SERVICE_ORDER', 'free_endpoint', 'make_curve_keys',
+           'local_endpoint', 'LiveConfig', 'SnapshotFile', 'IntentJournal', 'is_ticks', 'recorded_bars', 'replay_data',
+           'replay_bars', 'BarGuard', 'bars_from_body', 'rows_from_body', 'bars_body', 'features_from_body',
+           'regimes_from_body', 'Service', 'FeedHandler', 'model_spec', 'FeatureService', 'ServedModel',
+           'PredictionService', 'make_strategy', 'percentiles_us', 'record_intent', 'RecordWriter', 'TradingService',
+           'quiet_run_nb', 'JournaledBroker', 'LiveBroker', 'service_main', 'Supervisor', 'LiveView', 'parity_check']
 
-# %% ../nbs/12_live.ipynb #81f80280
+# %% ../nbs/12_live.ipynb #03562097
 DURABILITY = ("full", "process")
+PUBLISHERS = ("feed", "features", "predictions", "trading")  # the endpoints services publish on; each has a `<name>_snapshot` endpoint for late joiners
 
 def free_endpoint(host:str="127.0.0.1") -> str:
     "A tcp endpoint on `host` with a port that is free right now."
@@ -87,7 +88,7 @@ class LiveConfig:
         except ValueError: step = None
         if step is None or step <= pd.Timedelta(0) or pd.Timedelta("1D") % step: raise RegimeNbError(f"live config bar_interval={self.bar_interval!r}: expected a fixed interval that divides a day, e.g. '1min', '5min', '1h'")
         if self.curve_dir is not None: self.curve("client")  # the keys are there and readable, or say so now
-        for k in ("feed", "features", "predictions", "trading", "broker") + (("ingest",) if self.data == "relay" else ()):
+        for k in ("feed", "features", "predictions", "trading", "broker", *(f"{s}_snapshot" for s in PUBLISHERS)) + (("ingest",) if self.data == "relay" else ()):
             if k not in self.endpoints: self.endpoints[k] = local_endpoint(Path(self.run_dir)/"sockets", k)
             check_endpoint(self.endpoints[k])
     def curve(self, role:str) -> dict|None:
@@ -292,14 +293,15 @@ def regimes_from_body(body) -> list|None:
     if not all(isinstance(p, list) and p and all(isinstance(v, float) and not math.isinf(v) for v in p) for p in probs): return None
     return list(zip(ts, probs))
 
-# %% ../nbs/12_live.ipynb #081c542c
+# %% ../nbs/12_live.ipynb #4f067b47
 class Service:
     "Base of the live services: a publisher with heartbeats and stats, a stop flag set by SIGTERM/SIGINT."
     name = "service"
-    def __init__(self, cfg:LiveConfig, endpoint:str|None=None):
+    def __init__(self, cfg:LiveConfig, key:str|None=None):  # key: its endpoint's name in `cfg.endpoints` (default: the service's name)
         self.cfg, self.log = cfg, get_logger(f"live.{self.name}")
         self.ctx = zmq.Context.instance()
-        self.pub = Publisher(endpoint or cfg.endpoints[self.name], self.name, ctx=self.ctx, curve=cfg.curve("server"))
+        key = key or self.name
+        self.pub = Publisher(cfg.endpoints[key], self.name, ctx=self.ctx, curve=cfg.curve("server"), snapshot_endpoint=cfg.endpoints[f"{key}_snapshot"])
         self.hb = Heartbeat(self.pub, cfg.heartbeat_ms)
         self.stopping, self.started_ns, self.last_stats_ns = False, time.time_ns(), 0
         self.counts, self.hop_ns = {}, deque(maxlen=20_000)  # hop: upstream publishing a message -> this service receiving it
@@ -311,6 +313,7 @@ class Service:
         "Heartbeat when due; publish stats about once a second."
         now = time.time_ns()
         self.hb.tick(now)
+        self.pub.serve_snapshots(0)  # a late joiner gets the last message of every topic
         if now - self.last_stats_ns > 1_000_000_000:
             self.last_stats_ns = now
             self.pub.publish(f"stats.{self.name}", self.stats())
@@ -541,7 +544,7 @@ class FeatureService(Service):
     def save(self): self.snap.write(dict(engine=self.engine.snapshot(), last_ts=self.last_ts))
     def stats(self): return dict(super().stats(), gaps=self.sub.gaps, undecodable=self.sub.bad)
 
-# %% ../nbs/12_live.ipynb #802e3aa6
+# %% ../nbs/12_live.ipynb #0189df7b
 class ServedModel:
     "A registry version and its online scorer, warmed on recent feature vectors."
     def __init__(self, registry, ref, history=()):
@@ -555,7 +558,7 @@ class PredictionService(Service):
     "Feature vectors in, regime probabilities out, from the champion (hot-swapped when the alias moves)."
     name = "prediction"
     def __init__(self, cfg:LiveConfig, poll_s:float=0.5):
-        super().__init__(cfg, cfg.endpoints["predictions"])
+        super().__init__(cfg, "predictions")
         from regime_nb.registry import Registry
         from regime_nb.store import Store
         self.registry, self.store, self.poll_s = Registry(cfg.registry), Store(cfg.store), poll_s
@@ -1174,6 +1177,31 @@ class Supervisor:
 
 # %% ../nbs/12_live.ipynb #c0d28f1e
 if __name__ == "__main__" and len(sys.argv) > 2 and sys.argv[0].endswith("live.py"): sys.exit(service_main(sys.argv[1:]))
+
+# %% ../nbs/12_live.ipynb #812444fc
+class LiveView:
+    "A late joiner: the last message of every topic of the running services, current from the moment it is made."
+    def __init__(self, cfg:LiveConfig, prefixes=("stats.", "regime.", "eof."), timeout_ms:int=1000):
+        self.cfg, self.last = cfg, {}
+        self.sub = Subscriber(cfg.endpoints["feed"], topics=prefixes, ctx=zmq.Context.instance(), curve=cfg.curve("client"))
+        for k in PUBLISHERS[1:]: self.sub.sock.connect(check_endpoint(cfg.endpoints[k]))
+        self.snapshots = 0
+        for k in PUBLISHERS:
+            for pre in prefixes:
+                try: got = self.sub.request_snapshot(cfg.endpoints[f"{k}_snapshot"], pre, timeout_ms=timeout_ms, retries=0)
+                except Exception: continue  # that service is not up (yet): its next messages will come
+                for m in got: self.last[m.topic] = m
+                self.snapshots += len(got)
+    def poll(self, timeout_ms:int=0) -> int:
+        "Take in what has arrived; return how many messages."
+        n, m = 0, self.sub.recv(timeout_ms=timeout_ms)
+        while m is not None: self.last[m.topic] = m; n += 1; m = self.sub.recv(timeout_ms=0)
+        return n
+    def stats(self, service:str) -> dict|None:
+        m = self.last.get(f"stats.{service}"); return None if m is None else m.body
+    @property
+    def gaps(self) -> int: return self.sub.gaps
+    def close(self): self.sub.close()
 
 # %% ../nbs/12_live.ipynb #3ceaa7c8
 def parity_check(cfg:LiveConfig) -> dict:

@@ -284,3 +284,22 @@ def test_with_curve_keys_the_loop_trades_and_a_client_without_them_receives_noth
     assert res["stats"]["trading"]["done"] and not sup.restarts
     p = parity_check(cfg)
     assert p["trades_live"] == p["trades_backtest"] > 5 and p["max_abs_equity_diff"] <= 1e-9, p
+
+def test_a_late_joiner_knows_every_service_and_the_regime_at_once(tmp_path, registry):
+    from regime_nb.live import LiveView
+    cfg = cfg_for(tmp_path, registry, speed=100.0)
+    sup, res = Supervisor(cfg, out=quiet), {}
+    th = threading.Thread(target=lambda: res.update(stats=sup.run(60)), daemon=True); th.start()
+    t_end = time.time() + 30
+    while time.time() < t_end and sup.stats.get("trading", {}).get("bars", 0) < 150: time.sleep(0.05)
+    view = LiveView(cfg)  # no waiting for the next publication
+    try:
+        assert all(view.stats(s) is not None for s in ("feed", "features", "prediction", "trading")), sorted(view.last)
+        regime = view.last.get(f"regime.{cfg.symbol}")
+        assert regime is not None and regime.body["version"] >= 1 and len(regime.body["probs"][-1]) == 2
+        t0 = regime.body["ts"][-1]
+        t_end = time.time() + 5
+        while time.time() < t_end and view.last[f"regime.{cfg.symbol}"].body["ts"][-1] == t0: view.poll(100)
+        assert view.last[f"regime.{cfg.symbol}"].body["ts"][-1] > t0 and view.gaps == 0  # the stream goes on from the snapshot, with no false gap
+    finally:
+        view.close(); sup.stopping = True; th.join(30)
