@@ -533,6 +533,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'regime_nb.live.TradingService.on_bar': ('live.html#tradingservice.on_bar', 'regime_nb/live.py'),
                                 'regime_nb.live.TradingService.on_message': ('live.html#tradingservice.on_message', 'regime_nb/live.py'),
                                 'regime_nb.live.TradingService.on_replies': ('live.html#tradingservice.on_replies', 'regime_nb/live.py'),
+                                'regime_nb.live.TradingService.on_version': ('live.html#tradingservice.on_version', 'regime_nb/live.py'),
                                 'regime_nb.live.TradingService.positions_json': ( 'live.html#tradingservice.positions_json',
                                                                                   'regime_nb/live.py'),
                                 'regime_nb.live.TradingService.restore': ('live.html#tradingservice.restore', 'regime_nb/live.py'),

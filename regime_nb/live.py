@@ -691,7 +691,7 @@ class RecordWriter:
         "Stop the thread and write what is left."
         self.stopping = True; self.wake.set(); self.thread.join(); self.flush()
 
-# %% ../nbs/12_live.ipynb #47932145
+# %% ../nbs/12_live.ipynb #2db2d9d9
 class TradingService(Service):
     "Per bar: execute (engine step → risk → store → broker, pipelined) on arrival; decide (strategy step) when its regime arrives."
     name = "trading"
@@ -712,6 +712,8 @@ class TradingService(Service):
         self.stepper = self.strategy.stepper()
         self.inputs = [(c, int(c.split("_")[1]) if c.startswith("regime_") else None) for c in self.stepper.columns]
         self.risk = RiskManager(RiskLimits(**cfg.risk))
+        self.model_version, self.validation, self.last_equity = None, {}, None  # the served version and its validation figures (from the registry)
+        self.live_returns = deque(maxlen=self.risk.limits.degradation_window)  # per-bar returns of this account, judged against them
         self.params, self.state = engine_params(costs_bps=cfg.costs_bps, slippage_bps=cfg.slippage_bps), engine_state(cfg.init_cash)
         self.trade = np.zeros(8)
         self.pending_target, self.last_ts, self.done, self.eof_from = np.nan, -1, False, set()
@@ -789,7 +791,7 @@ class TradingService(Service):
         if not self.writer.errors: self.journal.clear()
         self.journal.close(); super().close()
 
-# %% ../nbs/12_live.ipynb #c1067845
+# %% ../nbs/12_live.ipynb #d7ba55f8
 from fastcore.basics import patch_to
 from numba import njit
 from .backtest import engine_step_nb
@@ -806,8 +808,11 @@ def execute(self, bar:dict, send_ns:int, now_ns:int):
     du, units = float(self.trade[T_UNITS]), float(before[S_UNITS])
     cid = f"{self.cfg.symbol}-{ts}"
     req = OrderRequest(cid, self.cfg.symbol, 1 if du > 0 else -1, abs(du), None, now_ns, "rebalance")
+    val = self.validation
     ms = MarketState(self.cfg.symbol, c, c, now_ns, position=units, equity=float(before[S_CASH]) + units * c,  # the regime that decided this target
-                     regime_probs=tuple(self.probs_now or ()), returns=np.fromiter(self.returns, "float64", len(self.returns)) if self.returns and self.risk.limits.var_limit is not None else None)
+                     regime_probs=tuple(self.probs_now or ()), returns=np.fromiter(self.returns, "float64", len(self.returns)) if self.returns and self.risk.limits.var_limit is not None else None,
+                     live_returns=np.fromiter(self.live_returns, "float64", len(self.live_returns)) if val else None, model_version=self.model_version,
+                     validation_sharpe=val.get("sharpe"), validation_hit_rate=val.get("hit_rate"))
     v = self.risk.check(req, ms, now_ns)
     allowed, reasons = v.allowed, list(v.reasons)
     stop = self.halted + (["broker"] if self.broker_down else [])
@@ -844,6 +849,8 @@ def on_bar(self, bar:dict, send_ns:int):
         for cid in [*self.working, *(b["client_order_id"] for t, b, _ in self.outbox if t == "order")]: self.outbox.append(("cancel", {"client_order_id": cid}, None))
         self.count("kill_switch"); self.risk_snap.write(self.risk.snapshot())  # the switch stays tripped across a restart
     self.peak = max(self.peak, equity)
+    if self.last_equity: self.live_returns.append(equity / self.last_equity - 1)
+    self.last_equity = equity
     dd = self.risk.drawdown if self.risk.state.killed else (1 - equity / self.peak if self.peak > 0 else 0.0)
     self.writer.add_equity((bar["ts"], cash, equity, self.positions_json(units), dd))
     self.last_ts, self.last_bar, self.last_sent_ns = bar["ts"], bar, send_ns; self.count("bars"); self.processed += 1
@@ -896,6 +903,8 @@ def run_quiet(self) -> int:
         c, (cash, units, eq, _) = bar["close"], out[j]
         if self.last_close: self.returns.append(c / self.last_close - 1)
         self.last_close, self.peak = c, max(self.peak, eq)
+        if self.last_equity: self.live_returns.append(eq / self.last_equity - 1)
+        self.last_equity = eq
         self.writer.add_equity((bar["ts"], float(cash), float(eq), self.positions_json(float(units)), 1 - eq / self.peak if self.peak > 0 else 0.0))
         self.bar_latency_ns.append(now - sent)
     eqs = out[:n, 2]
@@ -971,6 +980,18 @@ def watch_peers(self, now_ns:int):
     self.halted = silent
 
 @patch_to(TradingService)
+def on_version(self, version):
+    "When the served model changes, read its validation figures (`validation_sharpe`, `validation_hit_rate` in its registry metrics) for the degradation check."
+    if version is None or version == self.model_version: return
+    from regime_nb.registry import Registry
+    self.model_version, self.live_returns = version, deque(maxlen=self.risk.limits.degradation_window)  # a new model is judged on its own bars
+    try:
+        with Registry(self.cfg.registry) as reg: metrics = reg.show(int(version)).get("metrics") or {}
+    except Exception as e:
+        metrics = {}; self.writer.add("alert", "warning", "validation_figures", self.name, f"no validation figures for model {version}: {e}")
+    self.validation = {k: float(metrics[f"validation_{k}"]) for k in ("sharpe", "hit_rate") if metrics.get(f"validation_{k}") is not None}
+
+@patch_to(TradingService)
 def on_message(self, m):
     "Queue the bars and file the regime probabilities a message carries (both streams arrive in order), then advance as far as they allow."
     self.monitor.observe(m.source, m.recv_ns)  # any message is a sign of life, not only heartbeats
@@ -982,6 +1003,7 @@ def on_message(self, m):
     elif m.topic.startswith("regime."):
         items = regimes_from_body(m.body)
         if items is None: self.count("bad_messages"); return
+        self.on_version(m.body.get("version"))
         for t, p in items:
             if t > self.decided_ts: self.probs[t] = p
         self.probs_max_ts = max(self.probs_max_ts, items[-1][0])

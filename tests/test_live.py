@@ -303,3 +303,24 @@ def test_a_late_joiner_knows_every_service_and_the_regime_at_once(tmp_path, regi
         assert view.last[f"regime.{cfg.symbol}"].body["ts"][-1] > t0 and view.gaps == 0  # the stream goes on from the snapshot, with no false gap
     finally:
         view.close(); sup.stopping = True; th.join(30)
+
+def test_a_model_that_falls_short_of_its_validation_figures_gets_no_new_risk(tmp_path):
+    "Degradation: the served model's registry metrics carry validation figures; live results below them block new risk, not risk reduction."
+    sp = load_dataset("sp500")
+    m = GMMRegime(2).fit(compute_features(sp).loc[:"2014"])
+    reg = tmp_path/"reg"
+    with Registry(reg) as r:  # a validation Sharpe no live run can reach
+        r.promote(r.register(m, spec=FeatureSpec.default(), metrics={"validation_sharpe": 50.0}), "champion", reason="tests")
+    cfg = cfg_for(tmp_path, str(reg), risk={**PERMISSIVE, "degradation_window": 20})
+    stats = Supervisor(cfg, out=quiet).run(180)
+    assert stats["trading"]["done"]
+    st = Store(cfg.store)
+    d = st.query_df("SELECT ts_ns, allowed, reasons FROM decisions ORDER BY ts_ns")
+    refused = d[(d.allowed == 0) & d.reasons.str.contains("live Sharpe")]
+    assert len(refused) > 0, d.reasons.tolist()[:5]
+    eq = st.query_df("SELECT ts_ns, positions FROM equity ORDER BY ts_ns")
+    units = eq.positions.map(lambda s: __import__("json").loads(s)["sp500"]).abs().to_numpy()
+    after = eq.ts_ns.to_numpy() >= refused.ts_ns.iloc[0]
+    assert (np.diff(units[after]) <= 1e-12).all()  # from the first refusal on, exposure only ever shrinks
+    p = parity_check(cfg)
+    assert p["trades_live"] < p["trades_backtest"]
