@@ -691,7 +691,7 @@ class RecordWriter:
         "Stop the thread and write what is left."
         self.stopping = True; self.wake.set(); self.thread.join(); self.flush()
 
-# %% ../nbs/12_live.ipynb #2db2d9d9
+# %% ../nbs/12_live.ipynb #42b1baa8
 class TradingService(Service):
     "Per bar: execute (engine step → risk → store → broker, pipelined) on arrival; decide (strategy step) when its regime arrives."
     name = "trading"
@@ -730,6 +730,10 @@ class TradingService(Service):
         for k in ("features", "predictions"): self.sub.sock.connect(check_endpoint(cfg.endpoints[k]))
         self.restore()
         self.warm_up()
+        try:  # the served model's validation figures now, not on the first live regime message
+            from regime_nb.registry import Registry
+            with Registry(cfg.registry) as reg: self.on_version(reg.resolve(cfg.model_alias))
+        except Exception as e: self.log.warning("cannot read the served model's validation figures yet: %r", e)
 
     def warm_up(self):
         "Compile the engine and strategy kernels now (on throwaway state), not on the first live bar."
