@@ -13,15 +13,7 @@ import numpy as np
 from regime_nb.data import simulate_regimes
 from regime_nb.features import FeatureEngine, FeatureSpec, compute_features
 from regime_nb.regimes import GMMRegime, HMMRegime
-
-
-def best_time(fn, repeat):
-    out, best = None, float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+from timing import best_time
 
 
 def blocks(rows, b): return [rows[i:i + b] for i in range(0, len(rows), b)]

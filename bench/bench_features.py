@@ -7,6 +7,7 @@ import argparse, time
 import numpy as np, pandas as pd
 from regime_nb.data import simulate_regimes
 from regime_nb.features import FeatureEngine, FeatureSpec, compute_features
+from timing import best_time
 
 
 def pandas_default(bars):
@@ -15,15 +16,6 @@ def pandas_default(bars):
     r = lc.diff()
     return pd.DataFrame({"log_return_1": r, "log_return_5": lc.diff(5), "log_return_20": lc.diff(20),
                          "realized_vol_5": r.rolling(5).std(), "realized_vol_20": r.rolling(20).std()})
-
-
-def best_time(fn, repeat):
-    out, best = None, float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def main(n_bars=7_500_000, n_updates=200_000, repeat=5):

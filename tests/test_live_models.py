@@ -12,7 +12,7 @@ from regime_nb.regimes import GMMRegime, HMMRegime
 from regime_nb.registry import ArtifactIntegrityError, Registry
 from regime_nb.store import Store
 
-PERMISSIVE = dict(var_limit=None, max_position=10, stale_after_s=60, max_orders_per_min=100_000, max_drawdown=0.99)
+from test_live import PERMISSIVE
 
 @pytest.fixture(scope="module")
 def models_registry(tmp_path_factory):
