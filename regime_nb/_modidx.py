@@ -824,6 +824,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'regime_nb.store.Store.record_fill': ('store.html#store.record_fill', 'regime_nb/store.py'),
                                  'regime_nb.store.Store.record_order_intent': ( 'store.html#store.record_order_intent',
                                                                                 'regime_nb/store.py'),
+                                 'regime_nb.store.Store.record_prediction_block': ( 'store.html#store.record_prediction_block',
+                                                                                    'regime_nb/store.py'),
                                  'regime_nb.store.Store.record_predictions': ('store.html#store.record_predictions', 'regime_nb/store.py'),
                                  'regime_nb.store.Store.schema_version': ('store.html#store.schema_version', 'regime_nb/store.py'),
                                  'regime_nb.store.Store.tables': ('store.html#store.tables', 'regime_nb/store.py'),

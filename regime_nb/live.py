@@ -544,7 +544,7 @@ class FeatureService(Service):
     def save(self): self.snap.write(dict(engine=self.engine.snapshot(), last_ts=self.last_ts))
     def stats(self): return dict(super().stats(), gaps=self.sub.gaps, undecodable=self.sub.bad)
 
-# %% ../nbs/12_live.ipynb #0189df7b
+# %% ../nbs/12_live.ipynb #720d221d
 class ServedModel:
     "A registry version and its online scorer, warmed on recent feature vectors."
     def __init__(self, registry, ref, history=()):
@@ -568,7 +568,7 @@ class PredictionService(Service):
         self.shadow = ServedModel(self.registry, cfg.shadow_alias) if cfg.shadow_alias else None
         self.served.model.online().update_block(np.zeros((2, self.served.model.n_features_in_)))  # compile now, not on the first live bar
         self.sub = Subscriber(cfg.endpoints["features"], topics=(f"feat.{cfg.symbol}", f"eof.{cfg.symbol}"), ctx=self.ctx, curve=cfg.curve("client"))
-        self.pending, self.last_poll, self.refused = [], 0.0, set()  # versions that failed to load are not retried
+        self.pending, self.n_pending, self.last_poll, self.refused = [], 0, 0.0, set()  # blocks of predictions to record; versions that failed to load are not retried
 
     def maybe_swap(self):
         "Load and swap in the versions the aliases (served and shadow) point to now, if they changed; a version that cannot be loaded is refused once, with one alert."
@@ -594,13 +594,12 @@ class PredictionService(Service):
         "Regime probabilities (n × K) for feature vectors `X` (n × features) of the bars at `ts`, in one compiled call; queue the prediction records."
         P = self.served.update_block(X)
         self.history.extend(X)
-        lat, sym = (time.time_ns() - send_ns) / 1e3, self.cfg.symbol
+        lat = (time.time_ns() - send_ns) / 1e3
         for served, Q in ((self.served, P), (self.shadow, None)):
             if served is None: continue
             if Q is None: Q = served.update_block(X)
-            ok = np.isfinite(Q).all(axis=1)
-            self.pending += [dict(symbol=sym, ts_ns=t, model_version=served.version, probs=q, **({"latency_us": lat} if served is self.served else {}))
-                             for t, q, good in zip(ts, Q, ok) if good]
+            ok = np.isfinite(Q).all(axis=1)  # NaN while the model warms up: nothing to record
+            if ok.any(): self.pending.append((np.asarray(ts)[ok], Q[ok], served.version, lat if served is self.served else None)); self.n_pending += int(ok.sum())
         return P
 
     def run(self):
@@ -624,11 +623,14 @@ class PredictionService(Service):
                 m = self.sub.recv(timeout_ms=0)
             if ts: self.pub.publish(f"regime.{self.cfg.symbol}", dict(ts=ts, probs=probs, version=self.served.version), event_ns=ts[-1]); self.count("bars", len(ts))
             if eof is not None: self.flush(); self.pub.publish(eof.topic, eof.body)
-            if len(self.pending) >= 2048: self.flush()
+            if self.n_pending >= 2048: self.flush()
         self.flush(); self.close()
 
     def flush(self):
-        if self.pending: self.market.record_predictions(self.pending); self.pending = []
+        if not self.pending: return
+        with self.market.transaction():
+            for ts, Q, version, lat in self.pending: self.market.record_prediction_block(self.cfg.symbol, ts, Q, version, latency_us=lat)
+        self.pending, self.n_pending = [], 0
     def stats(self): return dict(super().stats(), model_version=self.served.version, gaps=self.sub.gaps)
 
 # %% ../nbs/12_live.ipynb #3a428df1
@@ -795,7 +797,7 @@ class TradingService(Service):
         if not self.writer.errors: self.journal.clear()
         self.journal.close(); super().close()
 
-# %% ../nbs/12_live.ipynb #d7ba55f8
+# %% ../nbs/12_live.ipynb #e7e6ed96
 from fastcore.basics import patch_to
 from numba import njit
 from .backtest import engine_step_nb
@@ -900,18 +902,17 @@ def run_quiet(self) -> int:
     n = quiet_run_nb(self.state, self.params, opens, closes, X, self.stepper.code, self.stepper.state, self.stepper.params, self.pending_target,
                      self.risk.state.peak_equity or 0.0, self.risk.limits.max_drawdown, self.trade, np.empty_like(self.state), out)
     if n == 0: return 0
-    now, sym = time.time_ns(), self.cfg.symbol
-    for j in range(n):  # what the per-bar path records
-        bar, sent, p = ready[j]
-        self.queue.popleft(); del self.probs[bar["ts"]]
-        c, (cash, units, eq, _) = bar["close"], out[j]
-        if self.last_close: self.returns.append(c / self.last_close - 1)
-        self.last_close, self.peak = c, max(self.peak, eq)
-        if self.last_equity: self.live_returns.append(eq / self.last_equity - 1)
-        self.last_equity = eq
-        self.writer.add_equity((bar["ts"], float(cash), float(eq), self.positions_json(float(units)), 1 - eq / self.peak if self.peak > 0 else 0.0))
-        self.bar_latency_ns.append(now - sent)
-    eqs = out[:n, 2]
+    now, ts = time.time_ns(), [b["ts"] for b, _, _ in ready[:n]]
+    for t in ts: self.queue.popleft(); del self.probs[t]
+    c, cash, units, eqs = closes[:n], out[:n, 0], out[:n, 1], out[:n, 2]  # what the per-bar path records, as columns
+    for d, x, last in ((self.returns, c, self.last_close), (self.live_returns, eqs, self.last_equity)):
+        r = x / np.r_[last if last else np.nan, x[:-1]] - 1
+        d.extend((r if last else r[1:]).tolist())
+    peaks = np.maximum.accumulate(np.r_[self.peak, eqs])[1:]
+    dd = np.where(peaks > 0, 1 - eqs / np.where(peaks > 0, peaks, 1.0), 0.0)
+    self.writer.equity.extend(zip(ts, cash.tolist(), eqs.tolist(), [self.positions_json(u) for u in units.tolist()], dd.tolist()))
+    self.bar_latency_ns.extend([now - s for _, s, _ in ready[:n]])
+    self.last_close, self.last_equity, self.peak = float(c[-1]), float(eqs[-1]), float(peaks[-1])
     self.risk.on_equity(float(eqs.max()), now); self.risk.on_equity(float(eqs[-1]), now)  # the peak and the last equity, as bar by bar
     bar, sent, p = ready[n - 1]
     self.pending_target, self.probs_now = float(out[n - 1, 3]), p

@@ -482,6 +482,23 @@ def record_predictions(self, rows, # DataFrame or mappings: symbol, ts_ns, model
         self.conn.executemany("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?)", data)
     return len(data)
 
+@patch_to(Store)
+def record_prediction_block(self, symbol:str, ts_ns, # the bars' timestamps (epoch ns)
+                            probs, # n × regimes array, one row per bar
+                            model_version:int, latency_us=None, # one value or one per bar
+                           ) -> int:
+    "Write the predictions of a block of bars in one transaction, as `record_predictions` would row by row."
+    P, ts = np.asarray(probs, dtype="float64"), np.asarray(ts_ns, dtype="int64")
+    if P.ndim != 2 or len(P) != len(ts) or not P.shape[1]: raise StoreError(f"prediction block for {symbol}: probs of shape {P.shape} for {len(ts)} timestamps; expected (n, regimes)")
+    bad = ~np.isfinite(P).all(axis=1)
+    if bad.any(): raise StoreError(f"prediction {symbol} at {int(ts[bad][0])}: probs={P[bad][0].tolist()}: expected finite probabilities")
+    n = len(ts)
+    lat = [None] * n if latency_us is None else np.broadcast_to(np.asarray(latency_us, dtype="float64"), (n,)).tolist()
+    text = ["[" + ",".join(map(repr, row)) + "]" for row in P.tolist()]
+    data = list(zip([str(symbol)] * n, ts.tolist(), [int(model_version)] * n, text, P.argmax(1).tolist(), P.max(1).tolist(), lat))
+    with self.transaction(): self.conn.executemany("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?)", data)
+    return n
+
 # %% ../nbs/10_store.ipynb #e9134b1b
 @patch_to(Store)
 def record_decision(self, symbol:str, ts_ns, target:float, allowed:bool,
