@@ -13,7 +13,7 @@ append and fdatasync in the run folder), the floor of an order's latency with du
 
 Run: .venv/bin/python bench/bench_live.py
 """
-import multiprocessing as mp, shutil, tempfile, time
+import multiprocessing as mp, os, shutil, tempfile, threading, time
 from pathlib import Path
 import numpy as np, zmq
 from regime_nb.backtest import engine_params, engine_state, engine_step_nb
@@ -42,6 +42,24 @@ def in_process(bars, model, first):
         engine_step_nb(state, params, r[0], r[3], target, 0.0, trade)
         target = st.update({"regime_0": p[0], "regime_1": p[1]})
     return len(rows) / (time.perf_counter() - t0)
+
+def cpu_s(pid) -> float:
+    "User + system CPU seconds a process has used (Linux /proc)."
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+def run_measured(cfg, n):
+    "Run the loop; return the trading stats and each service's CPU microseconds per bar between 10% and 90% of the replay."
+    sup, res = Supervisor(cfg, out=lambda _: None), {}
+    th = threading.Thread(target=lambda: res.update(sup.run(600)), daemon=True); th.start()
+    def at(frac):
+        while th.is_alive() and sup.stats.get("trading", {}).get("bars", 0) < frac * n: time.sleep(0.01)
+        try: return sup.stats["trading"]["bars"], {k: cpu_s(p.pid) for k, p in sup.procs.items()}
+        except (KeyError, FileNotFoundError, ProcessLookupError): return None
+    a, b = at(0.1), at(0.9)
+    th.join()
+    cpu = {k: (b[1][k] - a[1][k]) / (b[0] - a[0]) * 1e6 for k in a[1]} if a and b and b[0] > a[0] else {}
+    return res["trading"], cpu
 
 def _relay(src, dst):
     ctx = zmq.Context(); s = ctx.socket(zmq.SUB); s.connect(src); s.setsockopt(zmq.SUBSCRIBE, b""); p = ctx.socket(zmq.PUB); p.bind(dst)
@@ -89,11 +107,12 @@ if __name__ == "__main__":
         path = run/"bars.parquet"; bars.iloc[:N_WARM + n].to_parquet(path)
         cfg = LiveConfig(run_dir=str(run), store=str(run/"store.sqlite"), registry=str(d/"reg"), data=str(path), symbol="sim", start=str(bars.index[N_WARM]),
                          speed=speed, costs_bps=1.0, risk=PERMISSIVE, durability=durability)
-        s = Supervisor(cfg, out=lambda _: None).run(600)["trading"]
+        s, cpu = run_measured(cfg, n)
         label = f"paced at {speed:,.0f} bars/s" if speed else "as fast as possible"
         print(f"  {label}, durability={durability}: {s['bars']:,} of {n:,} bars at {s['bars_per_s'] or 0:,.0f} bars/s, gaps {s['gaps']}; "
               f"feed -> order at broker p50 {s['p50_us'] or 0:,.0f} us, p99 {s['p99_us'] or 0:,.0f} us ({s.get('orders', 0):,} orders); "
               f"feed -> decision p50 {s['bar_p50_us'] or 0:,.0f} us, p99 {s['bar_p99_us'] or 0:,.0f} us")
+        if cpu: print("    CPU per bar (us): " + ", ".join(f"{k} {v:,.1f}" for k, v in cpu.items()) + f"; all {sum(cpu.values()):,.1f} (2 cores give {2e6 / (speed or s['bars_per_s'] or 1):,.0f})")
         if not speed and s["bars"] == n: max_rate = max(max_rate, s["bars_per_s"] or 0)
     for hops, what in ((2, "feed -> trading -> broker"), (4, "feed -> features -> prediction -> trading")):
         f50, f99 = transport_floor(d, hops=hops)
