@@ -22,7 +22,7 @@ __all__ = ['DURABILITY', 'PUBLISHERS', 'TICK_COLUMNS', 'BAR_FIELDS', 'SERVICE_OR
            'PredictionService', 'make_strategy', 'percentiles_us', 'record_intent', 'RecordWriter', 'TradingService',
            'quiet_run_nb', 'JournaledBroker', 'LiveBroker', 'service_main', 'Supervisor', 'LiveView', 'parity_check']
 
-# %% ../nbs/12_live.ipynb #03562097
+# %% ../nbs/12_live.ipynb #653fa24a
 DURABILITY = ("full", "process")
 PUBLISHERS = ("feed", "features", "predictions", "trading")  # the endpoints services publish on; each has a `<name>_snapshot` endpoint for late joiners
 
@@ -88,7 +88,7 @@ class LiveConfig:
         except ValueError: step = None
         if step is None or step <= pd.Timedelta(0) or pd.Timedelta("1D") % step: raise RegimeNbError(f"live config bar_interval={self.bar_interval!r}: expected a fixed interval that divides a day, e.g. '1min', '5min', '1h'")
         if self.curve_dir is not None: self.curve("client")  # the keys are there and readable, or say so now
-        for k in ("feed", "features", "predictions", "trading", "broker", *(f"{s}_snapshot" for s in PUBLISHERS)) + (("ingest",) if self.data == "relay" else ()):
+        for k in ("feed", "features", "predictions", "trading", "broker", "predict", *(f"{s}_snapshot" for s in PUBLISHERS)) + (("ingest",) if self.data == "relay" else ()):
             if k not in self.endpoints: self.endpoints[k] = local_endpoint(Path(self.run_dir)/"sockets", k)
             check_endpoint(self.endpoints[k])
     def curve(self, role:str) -> dict|None:
@@ -544,7 +544,7 @@ class FeatureService(Service):
     def save(self): self.snap.write(dict(engine=self.engine.snapshot(), last_ts=self.last_ts))
     def stats(self): return dict(super().stats(), gaps=self.sub.gaps, undecodable=self.sub.bad)
 
-# %% ../nbs/12_live.ipynb #720d221d
+# %% ../nbs/12_live.ipynb #0534f49c
 class ServedModel:
     "A registry version and its online scorer, warmed on recent feature vectors."
     def __init__(self, registry, ref, history=()):
@@ -569,6 +569,10 @@ class PredictionService(Service):
         self.served.model.online().update_block(np.zeros((2, self.served.model.n_features_in_)))  # compile now, not on the first live bar
         self.sub = Subscriber(cfg.endpoints["features"], topics=(f"feat.{cfg.symbol}", f"eof.{cfg.symbol}"), ctx=self.ctx, curve=cfg.curve("client"))
         self.pending, self.n_pending, self.last_poll, self.refused = [], 0, 0.0, set()  # blocks of predictions to record; versions that failed to load are not retried
+        from regime_nb.bus import Server
+        self.server, self.latest = Server(cfg.endpoints["predict"], self.answer, "prediction", ctx=self.ctx, curve=cfg.curve("server")), None
+        self.poller = zmq.Poller()
+        for sock in (self.sub.sock, self.server.sock): self.poller.register(sock, zmq.POLLIN)
 
     def maybe_swap(self):
         "Load and swap in the versions the aliases (served and shadow) point to now, if they changed; a version that cannot be loaded is refused once, with one alert."
@@ -610,7 +614,9 @@ class PredictionService(Service):
             now = time.time()
             if now - self.last_poll > self.poll_s: self.last_poll = now; self.maybe_swap()
             ts, probs, eof = [], [], None
-            m = self.sub.recv(timeout_ms=50)
+            ready = dict(self.poller.poll(50))
+            if self.server.sock in ready: self.server.handle(0)  # predict requests
+            m = self.sub.recv(timeout_ms=0)
             if m is None: self.flush(); continue
             while m is not None:  # drain what is queued: under load, one message carries many bars (natural batching)
                 if m.topic.startswith("eof."): eof = m; break
@@ -621,10 +627,24 @@ class PredictionService(Service):
                     ts += got[0]; probs += self.handle(got[1], got[0], m.send_ns).tolist()
                 if len(ts) >= self.cfg.batch: break
                 m = self.sub.recv(timeout_ms=0)
-            if ts: self.pub.publish(f"regime.{self.cfg.symbol}", dict(ts=ts, probs=probs, version=self.served.version), event_ns=ts[-1]); self.count("bars", len(ts))
+            if ts:
+                self.pub.publish(f"regime.{self.cfg.symbol}", dict(ts=ts, probs=probs, version=self.served.version), event_ns=ts[-1]); self.count("bars", len(ts))
+                self.latest = dict(ts=ts[-1], probs=probs[-1], version=self.served.version)
             if eof is not None: self.flush(); self.pub.publish(eof.topic, eof.body)
             if self.n_pending >= 2048: self.flush()
-        self.flush(); self.close()
+        self.flush(); self.server.close(); self.close()
+
+    def answer(self, req) -> dict:
+        "A request on `endpoints['predict']`: `predict` scores feature rows `{'X': [[...], ...]}` with the served model (batch, from no state); `latest` is the last regime published."
+        if req.topic == "latest": return dict(self.latest or {}, symbol=self.cfg.symbol)
+        if req.topic != "predict": raise RegimeNbError(f"unknown request {req.topic!r}: expected 'predict' or 'latest'")
+        X = req.body.get("X") if isinstance(req.body, dict) else None
+        d = self.served.model.n_features_in_
+        try: X = np.asarray(X, dtype="float64")
+        except (TypeError, ValueError): X = None
+        if X is None or X.ndim != 2 or X.shape[1] != d or not len(X): raise RegimeNbError(f"predict needs {{'X': rows of {d} features}} ({', '.join(self.served.model.feature_names_in_) if hasattr(self.served.model, 'feature_names_in_') else 'in the served spec order'})")
+        self.count("predict_requests")
+        return dict(probs=np.asarray(self.served.model.predict_proba(X)).tolist(), version=self.served.version)
 
     def flush(self):
         if not self.pending: return

@@ -324,3 +324,25 @@ def test_a_model_that_falls_short_of_its_validation_figures_gets_no_new_risk(tmp
     assert (np.diff(units[after]) <= 1e-12).all()  # from the first refusal on, exposure only ever shrinks
     p = parity_check(cfg)
     assert p["trades_live"] < p["trades_backtest"]
+
+def test_the_regime_service_answers_predict_and_latest_requests(tmp_path, registry):
+    from regime_nb.bus import Client, RemoteError
+    cfg = cfg_for(tmp_path, registry, speed=200.0)
+    sup, res = Supervisor(cfg, out=quiet), {}
+    th = threading.Thread(target=lambda: res.update(stats=sup.run(60)), daemon=True); th.start()
+    t_end = time.time() + 30
+    while time.time() < t_end and sup.stats.get("trading", {}).get("bars", 0) < 50: time.sleep(0.05)
+    cli = Client(cfg.endpoints["predict"], timeout_ms=2000, retries=1, ctx=zmq.Context.instance())
+    try:
+        with Registry(registry) as reg: model = reg.load("champion")
+        X = compute_features(load_dataset("sp500")).loc["2012"].to_numpy()
+        rep = cli.request("predict", {"X": X.tolist()})
+        np.testing.assert_allclose(rep.body["probs"], model.predict_proba(X), atol=1e-12)
+        assert rep.body["version"] == sup.stats["prediction"]["model_version"]
+        latest = cli.request("latest", {}).body
+        assert latest["symbol"] == cfg.symbol and pd.Timestamp(latest["ts"], tz="UTC") >= pd.Timestamp("2015-01-01", tz="UTC") and len(latest["probs"]) == 2
+        with pytest.raises(RemoteError, match="predict needs .*rows of 5 features"): cli.request("predict", {"X": [[1.0, 2.0]]})
+        with pytest.raises(RemoteError, match="unknown request 'score'"): cli.request("score", {})
+    finally:
+        cli.close(); sup.stopping = True; th.join(30)
+    assert not sup.restarts
