@@ -434,6 +434,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'regime_nb.features.zscore_step_nb': ('features.html#zscore_step_nb', 'regime_nb/features.py')},
             'regime_nb.live': { 'regime_nb.live.BarGuard': ('live.html#barguard', 'regime_nb/live.py'),
                                 'regime_nb.live.BarGuard.__init__': ('live.html#barguard.__init__', 'regime_nb/live.py'),
+                                'regime_nb.live.BarGuard._jump': ('live.html#barguard._jump', 'regime_nb/live.py'),
                                 'regime_nb.live.BarGuard._kind': ('live.html#barguard._kind', 'regime_nb/live.py'),
                                 'regime_nb.live.BarGuard.check': ('live.html#barguard.check', 'regime_nb/live.py'),
                                 'regime_nb.live.FeatureService': ('live.html#featureservice', 'regime_nb/live.py'),

@@ -218,23 +218,31 @@ def replay_bars(cfg:LiveConfig) -> tuple[pd.DataFrame, int]:
     bars = resample_bars(df, cfg.bar_interval)[["open", "high", "low", "close", "volume"]]
     return bars, (int(bars.index.searchsorted(df.index[first].floor(cfg.bar_interval))) if first < len(df) else len(bars))
 
-# %% ../nbs/12_live.ipynb #7abe2845
+# %% ../nbs/12_live.ipynb #4d8e2bc2
 class BarGuard:
     "Streaming validation of bars: `check(...)` returns None for a good bar or the kind of problem."
-    def __init__(self, spike_z:float=25.0, warn_z:float=10.0, halflife:float=20.0, warmup:int=20):
-        self.spike_z, self.warn_z, self.alpha, self.warmup = spike_z, warn_z, 1 - 0.5 ** (1 / halflife), warmup
+    def __init__(self, spike_z:float=25.0, warn_z:float=10.0, halflife:float=20.0, warmup:int=20,
+                 confirm:int=3): # spike bars in a row, each within the limit of the one before, that make a new level (0: never)
+        self.spike_z, self.warn_z, self.alpha, self.warmup, self.confirm = spike_z, warn_z, 1 - 0.5 ** (1 / halflife), warmup, confirm
         self.last_ts, self.last_close, self.scale, self.n = None, None, 0.0, 0
-        self.rejected, self.warnings = {}, {}
+        self.jump_close, self.jump_n, self.rejected, self.warnings = None, 0, {}, {}
     def check(self, ts_ns:int, open:float, high:float, low:float, close:float, volume:float=0.0) -> str|None:
-        "Validate one bar; update the state only when it is good."
+        "Validate one bar; update the state only when it is good (or confirms a new level)."
         kind = self._kind(ts_ns, open, high, low, close, volume)
-        if kind: self.rejected[kind] = self.rejected.get(kind, 0) + 1; return kind
-        if self.last_close is not None:
+        if kind == "spike" and self._jump(close): pass  # a new level: accepted, and it does not inflate the scale
+        elif kind: self.rejected[kind] = self.rejected.get(kind, 0) + 1; return kind
+        elif self.last_close is not None:
             a = abs(math.log(close / self.last_close))
             if self.n > self.warmup and self.scale > 0 and a > self.warn_z * 1.2533 * self.scale: self.warnings["large_move"] = self.warnings.get("large_move", 0) + 1
             self.scale = a if self.n == 1 else self.scale + self.alpha * (a - self.scale)
-        self.last_ts, self.last_close, self.n = ts_ns, close, self.n + 1
+        self.last_ts, self.last_close, self.n, self.jump_n = ts_ns, close, self.n + 1, 0
         return None
+    def _jump(self, c) -> bool:
+        "Count a spike toward a new level; True when it is the `confirm`-th in a row."
+        same = self.jump_close is not None and abs(math.log(c / self.jump_close)) <= self.spike_z * 1.2533 * self.scale
+        self.jump_close, self.jump_n = c, (self.jump_n + 1 if same else 1)
+        if not self.confirm or self.jump_n < self.confirm: return False
+        self.warnings["jump"] = self.warnings.get("jump", 0) + 1; return True
     def _kind(self, ts, o, h, l, c, v):
         vals = (o, h, l, c, v)
         if any(not isinstance(x, (int, float)) or isinstance(x, bool) for x in vals) or not isinstance(ts, int): return "type"
@@ -817,7 +825,7 @@ class TradingService(Service):
         if not self.writer.errors: self.journal.clear()
         self.journal.close(); super().close()
 
-# %% ../nbs/12_live.ipynb #e7e6ed96
+# %% ../nbs/12_live.ipynb #1aaed8c7
 from fastcore.basics import patch_to
 from numba import njit
 from .backtest import engine_step_nb
@@ -835,7 +843,7 @@ def execute(self, bar:dict, send_ns:int, now_ns:int):
     cid = f"{self.cfg.symbol}-{ts}"
     req = OrderRequest(cid, self.cfg.symbol, 1 if du > 0 else -1, abs(du), None, now_ns, "rebalance")
     val = self.validation
-    ms = MarketState(self.cfg.symbol, c, c, now_ns, position=units, equity=float(before[S_CASH]) + units * c,  # the regime that decided this target
+    ms = MarketState(self.cfg.symbol, c, c, send_ns, position=units, equity=float(before[S_CASH]) + units * c,  # the quote is as old as the feed's message; the regime is the one that decided this target
                      regime_probs=tuple(self.probs_now or ()), returns=np.fromiter(self.returns, "float64", len(self.returns)) if self.returns and self.risk.limits.var_limit is not None else None,
                      live_returns=np.fromiter(self.live_returns, "float64", len(self.live_returns)) if val else None, model_version=self.model_version,
                      validation_sharpe=val.get("sharpe"), validation_hit_rate=val.get("hit_rate"))

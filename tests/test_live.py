@@ -346,3 +346,19 @@ def test_the_regime_service_answers_predict_and_latest_requests(tmp_path, regist
     finally:
         cli.close(); sup.stopping = True; th.join(30)
     assert not sup.restarts
+
+def test_bars_that_waited_longer_than_stale_after_s_open_no_new_risk(tmp_path, registry):
+    "The regime service freezes for 2 s (under three heartbeats): the bars that queued meanwhile are executed after it, and their orders are stale."
+    cfg = cfg_for(tmp_path, registry, speed=100.0, risk={**PERMISSIVE, "stale_after_s": 0.5})
+    sup, res = Supervisor(cfg, out=quiet), {}
+    th = threading.Thread(target=lambda: res.update(stats=sup.run(90)), daemon=True); th.start()
+    t_end = time.time() + 30
+    while time.time() < t_end and sup.stats.get("trading", {}).get("bars", 0) < 100: time.sleep(0.05)
+    pid = sup.procs["prediction"].pid
+    os.kill(pid, signal.SIGSTOP); time.sleep(2.0); os.kill(pid, signal.SIGCONT)
+    th.join(120)
+    assert res["stats"]["trading"]["done"] and not sup.restarts
+    d = Store(cfg.store).query_df("SELECT allowed, reasons FROM decisions")
+    stale = d[(d.allowed == 0) & d.reasons.str.contains("stale_after_s")]
+    assert len(stale) >= 1, d.reasons.tolist()
+    assert not d[d.allowed == 0].reasons.str.contains("silent peers").any()  # a freeze under three heartbeats halts nothing: staleness did it
