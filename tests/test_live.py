@@ -362,3 +362,17 @@ def test_bars_that_waited_longer_than_stale_after_s_open_no_new_risk(tmp_path, r
     stale = d[(d.allowed == 0) & d.reasons.str.contains("stale_after_s")]
     assert len(stale) >= 1, d.reasons.tolist()
     assert not d[d.allowed == 0].reasons.str.contains("silent peers").any()  # a freeze under three heartbeats halts nothing: staleness did it
+
+def test_a_tick_feed_killed_mid_bar_resumes_at_the_open_bar_and_trades_like_the_backtest(tmp_path):
+    clean, _, reg, start, _ = _tick_files(tmp_path)
+    cfg = cfg_for(tmp_path, reg, data=str(clean), start=start, symbol="tk", speed=12_000.0)  # ticks per second: about 6 s of replay
+    sup, res = Supervisor(cfg, out=quiet), {}
+    th = threading.Thread(target=lambda: res.update(stats=sup.run(120)), daemon=True); th.start()
+    t_end = time.time() + 30
+    while time.time() < t_end and sup.stats.get("trading", {}).get("bars", 0) < 50: time.sleep(0.02)
+    for _ in range(2):
+        os.kill(sup.procs["feed"].pid, signal.SIGKILL); time.sleep(1.5)
+    th.join(150)
+    assert res["stats"]["trading"]["done"] and sup.restarts.get("feed", 0) == 2, (res["stats"]["trading"], sup.restarts)
+    p = parity_check(cfg)  # every bar built once, from all of its ticks: the run equals the backtest
+    assert p["bars_live"] == p["bars_backtest"] and p["trades_live"] == p["trades_backtest"] and p["max_abs_equity_diff"] <= 1e-9, p
