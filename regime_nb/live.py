@@ -256,7 +256,7 @@ class BarGuard:
         if self.n > self.warmup and self.scale > 0 and abs(math.log(c / self.last_close)) > self.spike_z * 1.2533 * self.scale: return "spike"
         return None
 
-# %% ../nbs/12_live.ipynb #c729acd3
+# %% ../nbs/12_live.ipynb #327c3ef9
 BAR_FIELDS = ("ts", "open", "high", "low", "close", "volume")
 
 def _is_int(x): return isinstance(x, int) and not isinstance(x, bool)
@@ -291,7 +291,7 @@ def features_from_body(body, n_features:int) -> tuple|None:
     if not isinstance(body, dict): return None
     ts, x = body.get("ts"), body.get("x")
     if not (isinstance(ts, list) and ts and all(map(_is_int, ts)) and isinstance(x, bytes) and len(x) == 8 * len(ts) * n_features): return None
-    return ts, np.frombuffer(x, "float64").reshape(len(ts), n_features)
+    return ts, np.frombuffer(x, "float64").reshape(len(ts), n_features).copy()  # writable: a read-only array is another compiled signature
 
 def regimes_from_body(body) -> list|None:
     "`[(ts, probs), ...]` from a `regime.` body, or None; NaN probabilities are allowed (the model is warming up), infinities are not."
