@@ -474,6 +474,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'regime_nb.live.LiveConfig': ('live.html#liveconfig', 'regime_nb/live.py'),
                                 'regime_nb.live.LiveConfig.__post_init__': ('live.html#liveconfig.__post_init__', 'regime_nb/live.py'),
                                 'regime_nb.live.LiveConfig.curve': ('live.html#liveconfig.curve', 'regime_nb/live.py'),
+                                'regime_nb.live.LiveConfig.link': ('live.html#liveconfig.link', 'regime_nb/live.py'),
                                 'regime_nb.live.LiveConfig.load': ('live.html#liveconfig.load', 'regime_nb/live.py'),
                                 'regime_nb.live.LiveConfig.save': ('live.html#liveconfig.save', 'regime_nb/live.py'),
                                 'regime_nb.live.LiveView': ('live.html#liveview', 'regime_nb/live.py'),

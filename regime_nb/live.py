@@ -22,7 +22,7 @@ __all__ = ['DURABILITY', 'PUBLISHERS', 'TICK_COLUMNS', 'BAR_FIELDS', 'SERVICE_OR
            'PredictionService', 'make_strategy', 'percentiles_us', 'record_intent', 'RecordWriter', 'TradingService',
            'quiet_run_nb', 'JournaledBroker', 'LiveBroker', 'service_main', 'Supervisor', 'LiveView', 'parity_check']
 
-# %% ../nbs/12_live.ipynb #653fa24a
+# %% ../nbs/12_live.ipynb #60d6bb3d
 DURABILITY = ("full", "process")
 PUBLISHERS = ("feed", "features", "predictions", "trading")  # the endpoints services publish on; each has a `<name>_snapshot` endpoint for late joiners
 
@@ -76,6 +76,7 @@ class LiveConfig:
     clock: float = 0.0  # replay at this multiple of the data's own clock (1: real time); overrides `speed`
     sim: dict = field(default_factory=lambda: {"n": 100_000, "seed": 0})  # simulator arguments when data is "sim-bars" or "sim-ticks"
     curve_dir: str | None = None  # a folder of CURVE keys from `make_curve_keys`: every link between the services is then encrypted and authenticated
+    allow_remote: bool = False  # endpoints may be on other hosts (only with `curve_dir`: a link that leaves the machine is never in the clear)
 
     def __post_init__(self):
         self.symbol = self.symbol or Path(str(self.data)).stem
@@ -88,9 +89,10 @@ class LiveConfig:
         except ValueError: step = None
         if step is None or step <= pd.Timedelta(0) or pd.Timedelta("1D") % step: raise RegimeNbError(f"live config bar_interval={self.bar_interval!r}: expected a fixed interval that divides a day, e.g. '1min', '5min', '1h'")
         if self.curve_dir is not None: self.curve("client")  # the keys are there and readable, or say so now
+        if self.allow_remote and self.curve_dir is None: raise RegimeNbError("live config allow_remote=True needs curve_dir: a link that leaves the machine must be encrypted and authenticated")
         for k in ("feed", "features", "predictions", "trading", "broker", "predict", *(f"{s}_snapshot" for s in PUBLISHERS)) + (("ingest",) if self.data == "relay" else ()):
             if k not in self.endpoints: self.endpoints[k] = local_endpoint(Path(self.run_dir)/"sockets", k)
-            check_endpoint(self.endpoints[k])
+            check_endpoint(self.endpoints[k], self.allow_remote)
     def curve(self, role:str) -> dict|None:
         "CURVE options for a socket that serves (`role='server'`: publishers, the broker) or connects (`'client'`); None without `curve_dir`."
         if self.curve_dir is None: return None
@@ -102,6 +104,9 @@ class LiveConfig:
         spub, ssec = zmq.auth.load_certificate(d/"server.key_secret")
         cpub, csec = zmq.auth.load_certificate(d/"client.key_secret")
         return dict(server_secret=ssec, client_keys=[cpub]) if role == "server" else dict(server_public=spub, client_public=cpub, client_secret=csec)
+    def link(self, role:str) -> dict:
+        "Socket options of every link: CURVE for `role` ('server' or 'client') and whether it may leave the machine."
+        return dict(curve=self.curve(role), allow_remote=self.allow_remote)
     def save(self, path=None) -> Path:
         "Write the config as JSON (default: run_dir/config.json)."
         p = Path(path or Path(self.run_dir)/"config.json"); p.parent.mkdir(parents=True, exist_ok=True)
@@ -301,7 +306,7 @@ def regimes_from_body(body) -> list|None:
     if not all(isinstance(p, list) and p and all(isinstance(v, float) and not math.isinf(v) for v in p) for p in probs): return None
     return list(zip(ts, probs))
 
-# %% ../nbs/12_live.ipynb #4f067b47
+# %% ../nbs/12_live.ipynb #35dd753a
 class Service:
     "Base of the live services: a publisher with heartbeats and stats, a stop flag set by SIGTERM/SIGINT."
     name = "service"
@@ -309,7 +314,7 @@ class Service:
         self.cfg, self.log = cfg, get_logger(f"live.{self.name}")
         self.ctx = zmq.Context.instance()
         key = key or self.name
-        self.pub = Publisher(cfg.endpoints[key], self.name, ctx=self.ctx, curve=cfg.curve("server"), snapshot_endpoint=cfg.endpoints[f"{key}_snapshot"])
+        self.pub = Publisher(cfg.endpoints[key], self.name, ctx=self.ctx, **cfg.link("server"), snapshot_endpoint=cfg.endpoints[f"{key}_snapshot"])
         self.hb = Heartbeat(self.pub, cfg.heartbeat_ms)
         self.stopping, self.started_ns, self.last_stats_ns = False, time.time_ns(), 0
         self.counts, self.hop_ns = {}, deque(maxlen=20_000)  # hop: upstream publishing a message -> this service receiving it
@@ -343,7 +348,7 @@ class Service:
             sub.monitor = mon
     def close(self): self.pub.close()
 
-# %% ../nbs/12_live.ipynb #6fd4744a
+# %% ../nbs/12_live.ipynb #9b9958bd
 class FeedHandler(Service):
     "Replay bars or ticks: validate each one, publish `bar.<symbol>` (ticks aggregated into bars), record the bars; resume after a restart."
     name = "feed"
@@ -381,7 +386,7 @@ class FeedHandler(Service):
     def wait_for_listeners(self, names=("features", "prediction", "trading"), timeout_s:float=30.0):
         "Block until every downstream service's heartbeat has been seen (or the timeout passes)."
         mon = HeartbeatMonitor(self.cfg.heartbeat_ms)
-        subs = [Subscriber(self.cfg.endpoints[k], topics=("hb.",), ctx=self.ctx, monitor=mon, curve=self.cfg.curve("client")) for k in ("features", "predictions", "trading")]
+        subs = [Subscriber(self.cfg.endpoints[k], topics=("hb.",), ctx=self.ctx, monitor=mon, **self.cfg.link("client")) for k in ("features", "predictions", "trading")]
         deadline = time.time() + timeout_s
         try:
             while time.time() < deadline and not self.stopping:
@@ -478,7 +483,7 @@ class FeedHandler(Service):
         relay = dict(gaps=self.ingest.gaps, undecodable=self.ingest.bad) if getattr(self, "ingest", None) is not None else {}
         return dict(super().stats(), pos=self.pos, total=len(self.data), rejected=rejected, warnings=dict(self.guard.warnings), **relay)
 
-# %% ../nbs/12_live.ipynb #9d1545c1
+# %% ../nbs/12_live.ipynb #4f5e95b7
 def model_spec(cfg:LiveConfig):
     "The FeatureSpec the served model was trained with (or the config's)."
     from regime_nb.features import FeatureSpec
@@ -505,7 +510,7 @@ class FeatureService(Service):
             self.last_ts = int(bars.index[first - 1].value) if first > 0 else -1
         self.restarted, self.gaps_seen = snap is not None, 0
         FeatureEngine.restore(self.engine.snapshot()).update_rows(np.ones((2, len(self.engine.inputs))))  # compile now, not on the first live bar
-        self.sub = Subscriber(cfg.endpoints["feed"], topics=(f"bar.{cfg.symbol}", f"eof.{cfg.symbol}"), ctx=self.ctx, curve=cfg.curve("client"))
+        self.sub = Subscriber(cfg.endpoints["feed"], topics=(f"bar.{cfg.symbol}", f"eof.{cfg.symbol}"), ctx=self.ctx, **cfg.link("client"))
 
     def publish(self, bars:list) -> int:
         "Update on `bars` in one compiled call (`update_rows`) and publish their feature vectors as one message; return how many."
@@ -552,7 +557,7 @@ class FeatureService(Service):
     def save(self): self.snap.write(dict(engine=self.engine.snapshot(), last_ts=self.last_ts))
     def stats(self): return dict(super().stats(), gaps=self.sub.gaps, undecodable=self.sub.bad)
 
-# %% ../nbs/12_live.ipynb #0534f49c
+# %% ../nbs/12_live.ipynb #cf46ddcf
 class ServedModel:
     "A registry version and its online scorer, warmed on recent feature vectors."
     def __init__(self, registry, ref, history=()):
@@ -575,10 +580,10 @@ class PredictionService(Service):
         self.served = ServedModel(self.registry, cfg.model_alias)
         self.shadow = ServedModel(self.registry, cfg.shadow_alias) if cfg.shadow_alias else None
         self.served.model.online().update_block(np.zeros((2, self.served.model.n_features_in_)))  # compile now, not on the first live bar
-        self.sub = Subscriber(cfg.endpoints["features"], topics=(f"feat.{cfg.symbol}", f"eof.{cfg.symbol}"), ctx=self.ctx, curve=cfg.curve("client"))
+        self.sub = Subscriber(cfg.endpoints["features"], topics=(f"feat.{cfg.symbol}", f"eof.{cfg.symbol}"), ctx=self.ctx, **cfg.link("client"))
         self.pending, self.n_pending, self.last_poll, self.refused = [], 0, 0.0, set()  # blocks of predictions to record; versions that failed to load are not retried
         from regime_nb.bus import Server
-        self.server, self.latest = Server(cfg.endpoints["predict"], self.answer, "prediction", ctx=self.ctx, curve=cfg.curve("server")), None
+        self.server, self.latest = Server(cfg.endpoints["predict"], self.answer, "prediction", ctx=self.ctx, **cfg.link("server")), None
         self.poller = zmq.Poller()
         for sock in (self.sub.sock, self.server.sock): self.poller.register(sock, zmq.POLLIN)
 
@@ -721,7 +726,7 @@ class RecordWriter:
         "Stop the thread and write what is left."
         self.stopping = True; self.wake.set(); self.thread.join(); self.flush()
 
-# %% ../nbs/12_live.ipynb #42b1baa8
+# %% ../nbs/12_live.ipynb #6b15ce7c
 class TradingService(Service):
     "Per bar: execute (engine step → risk → store → broker, pipelined) on arrival; decide (strategy step) when its regime arrives."
     name = "trading"
@@ -736,8 +741,8 @@ class TradingService(Service):
         sys.setswitchinterval(0.0005)  # the writer thread hands the GIL back within half a millisecond, not the default 5 ms
         self.snap, self.risk_snap = SnapshotFile(Path(cfg.run_dir)/"trading.snapshot"), SnapshotFile(Path(cfg.run_dir)/"risk.snapshot")
         self.journal = IntentJournal(Path(cfg.run_dir)/"trading.intents", sync=cfg.durability == "full")
-        self.broker = RemoteBroker(cfg.endpoints["broker"], timeout_ms=2000, retries=2, curve=cfg.curve("client"))  # restart reconciliation and rare calls
-        self.orders = AsyncClient(cfg.endpoints["broker"], timeout_ms=1000, retries=5, source="trading", curve=cfg.curve("client"))  # the hot path
+        self.broker = RemoteBroker(cfg.endpoints["broker"], timeout_ms=2000, retries=2, **cfg.link("client"))  # restart reconciliation and rare calls
+        self.orders = AsyncClient(cfg.endpoints["broker"], timeout_ms=1000, retries=5, source="trading", **cfg.link("client"))  # the hot path
         self.strategy, self.sym_json = make_strategy(cfg.strategy), json.dumps(cfg.symbol)
         self.stepper = self.strategy.stepper()
         self.inputs = [(c, int(c.split("_")[1]) if c.startswith("regime_") else None) for c in self.stepper.columns]
@@ -756,8 +761,8 @@ class TradingService(Service):
         self.first_bar_ns = self.last_bar_ns = self.probs_now = None
         self.last_close, self.halted, self.peak, self.risk_saved, self.n_msgs = None, [], -math.inf, 0.0, 0
         self.monitor = HeartbeatMonitor(cfg.heartbeat_ms, expect=("feed", "features", "prediction"))
-        self.sub = Subscriber(cfg.endpoints["feed"], topics=(f"bar.{cfg.symbol}", f"regime.{cfg.symbol}", f"eof.{cfg.symbol}"), ctx=self.ctx, monitor=self.monitor, curve=cfg.curve("client"))
-        for k in ("features", "predictions"): self.sub.sock.connect(check_endpoint(cfg.endpoints[k]))
+        self.sub = Subscriber(cfg.endpoints["feed"], topics=(f"bar.{cfg.symbol}", f"regime.{cfg.symbol}", f"eof.{cfg.symbol}"), ctx=self.ctx, monitor=self.monitor, **cfg.link("client"))
+        for k in ("features", "predictions"): self.sub.sock.connect(check_endpoint(cfg.endpoints[k], cfg.allow_remote))
         self.restore()
         self.warm_up()
         try:  # the served model's validation figures now, not on the first live regime message
@@ -1135,7 +1140,7 @@ class LiveBroker(BrokerServer):
             return dict(fills=[asdict(f) for f in fills], open=self.broker.open_order_ids())
         return super().handle(m)
 
-# %% ../nbs/12_live.ipynb #1d68152d
+# %% ../nbs/12_live.ipynb #ae258bd5
 SERVICE_ORDER = ("broker", "trading", "prediction", "features", "feed")
 
 def service_main(argv=None) -> int:
@@ -1148,7 +1153,7 @@ def service_main(argv=None) -> int:
         stop = {"flag": False}
         for s in (signal.SIGTERM, signal.SIGINT): signal.signal(s, lambda *_: stop.__setitem__("flag", True))
         sim = SimBroker(fill_mode="bar_close", fee_bps=cfg.costs_bps, slippage_bps=cfg.slippage_bps, init_cash=cfg.init_cash)
-        srv = LiveBroker(JournaledBroker(sim, Path(cfg.run_dir)/"broker.journal.jsonl"), cfg.endpoints["broker"], curve=cfg.curve("server"))
+        srv = LiveBroker(JournaledBroker(sim, Path(cfg.run_dir)/"broker.journal.jsonl"), cfg.endpoints["broker"], **cfg.link("server"))
         try: srv.run(lambda: stop["flag"])
         finally: srv.close()
         return 0
@@ -1156,7 +1161,7 @@ def service_main(argv=None) -> int:
     cls(cfg).run()
     return 0
 
-# %% ../nbs/12_live.ipynb #d9f4a1f7
+# %% ../nbs/12_live.ipynb #d444835c
 class Supervisor:
     "Run the live services as processes: start, restart on crash, summarize, stop cleanly."
     def __init__(self, cfg:LiveConfig, out=print, summary_every_s:float=2.0):
@@ -1173,8 +1178,8 @@ class Supervisor:
 
     def _listen(self):
         ctx = zmq.Context.instance()
-        sub = Subscriber(self.cfg.endpoints["feed"], topics=("stats.",), ctx=ctx, curve=self.cfg.curve("client"))
-        for k in ("features", "predictions", "trading"): sub.sock.connect(self.cfg.endpoints[k])
+        sub = Subscriber(self.cfg.endpoints["feed"], topics=("stats.",), ctx=ctx, **self.cfg.link("client"))
+        for k in ("features", "predictions", "trading"): sub.sock.connect(check_endpoint(self.cfg.endpoints[k], self.cfg.allow_remote))
         return sub
 
     def summary(self) -> str:
@@ -1233,13 +1238,13 @@ class Supervisor:
 # %% ../nbs/12_live.ipynb #c0d28f1e
 if __name__ == "__main__" and len(sys.argv) > 2 and sys.argv[0].endswith("live.py"): sys.exit(service_main(sys.argv[1:]))
 
-# %% ../nbs/12_live.ipynb #812444fc
+# %% ../nbs/12_live.ipynb #ed61cec9
 class LiveView:
     "A late joiner: the last message of every topic of the running services, current from the moment it is made."
     def __init__(self, cfg:LiveConfig, prefixes=("stats.", "regime.", "eof."), timeout_ms:int=1000):
         self.cfg, self.last = cfg, {}
-        self.sub = Subscriber(cfg.endpoints["feed"], topics=prefixes, ctx=zmq.Context.instance(), curve=cfg.curve("client"))
-        for k in PUBLISHERS[1:]: self.sub.sock.connect(check_endpoint(cfg.endpoints[k]))
+        self.sub = Subscriber(cfg.endpoints["feed"], topics=prefixes, ctx=zmq.Context.instance(), **cfg.link("client"))
+        for k in PUBLISHERS[1:]: self.sub.sock.connect(check_endpoint(cfg.endpoints[k], cfg.allow_remote))
         self.snapshots = 0
         for k in PUBLISHERS:
             for pre in prefixes:
