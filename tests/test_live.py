@@ -28,6 +28,14 @@ def cfg_for(tmp_path, registry, **kw):
 
 def quiet(_): pass
 
+def run_in_thread(cfg, duration_s:float, bars:int=0):
+    "Start the supervised loop in a thread; return (supervisor, thread, result dict) once the trading service has processed `bars` bars."
+    sup, res = Supervisor(cfg, out=quiet), {}
+    th = threading.Thread(target=lambda: res.update(stats=sup.run(duration_s)), daemon=True); th.start()
+    t_end = time.time() + 30
+    while bars and time.time() < t_end and sup.stats.get("trading", {}).get("bars", 0) < bars: time.sleep(0.02)
+    return sup, th, res
+
 def test_replay_through_the_live_loop_equals_the_backtest(tmp_path, registry):
     cfg = cfg_for(tmp_path, registry)
     sup = Supervisor(cfg, out=quiet)
@@ -262,7 +270,7 @@ def test_with_curve_keys_the_loop_trades_and_a_client_without_them_receives_noth
     from regime_nb.bus import RequestTimeout
     from regime_nb.live import make_curve_keys
     cfg = cfg_for(tmp_path, registry, speed=200.0, curve_dir=str(make_curve_keys(tmp_path/"keys")))
-    sup, res, seen = Supervisor(cfg, out=quiet), {}, {}
+    seen = {}
     def strangers(s):
         b = RemoteBroker(cfg.endpoints["broker"], timeout_ms=500, retries=0)
         try: b.account(); seen["broker"] = "answered"
@@ -275,9 +283,7 @@ def test_with_curve_keys_the_loop_trades_and_a_client_without_them_receives_noth
         seen["received"] = got
         for x in subs: x.close()
         seen["running"] = not sup.stats.get("trading", {}).get("done")  # the loop was still running when they asked
-    th = threading.Thread(target=lambda: res.update(stats=sup.run(120)), daemon=True); th.start()
-    t_end = time.time() + 30
-    while time.time() < t_end and sup.stats.get("trading", {}).get("bars", 0) < 20: time.sleep(0.05)
+    sup, th, res = run_in_thread(cfg, 120, bars=20)
     strangers(sup)  # while the loop runs
     th.join(150)
     assert seen == {"received": [0, 0, 0, 0], "broker": "silent", "running": True}, seen
@@ -288,10 +294,7 @@ def test_with_curve_keys_the_loop_trades_and_a_client_without_them_receives_noth
 def test_a_late_joiner_knows_every_service_and_the_regime_at_once(tmp_path, registry):
     from regime_nb.live import LiveView
     cfg = cfg_for(tmp_path, registry, speed=100.0)
-    sup, res = Supervisor(cfg, out=quiet), {}
-    th = threading.Thread(target=lambda: res.update(stats=sup.run(60)), daemon=True); th.start()
-    t_end = time.time() + 30
-    while time.time() < t_end and sup.stats.get("trading", {}).get("bars", 0) < 150: time.sleep(0.05)
+    sup, th, res = run_in_thread(cfg, 60, bars=150)
     view = LiveView(cfg)  # no waiting for the next publication
     try:
         assert all(view.stats(s) is not None for s in ("feed", "features", "prediction", "trading")), sorted(view.last)
@@ -328,10 +331,7 @@ def test_a_model_that_falls_short_of_its_validation_figures_gets_no_new_risk(tmp
 def test_the_regime_service_answers_predict_and_latest_requests(tmp_path, registry):
     from regime_nb.bus import Client, RemoteError
     cfg = cfg_for(tmp_path, registry, speed=200.0)
-    sup, res = Supervisor(cfg, out=quiet), {}
-    th = threading.Thread(target=lambda: res.update(stats=sup.run(60)), daemon=True); th.start()
-    t_end = time.time() + 30
-    while time.time() < t_end and sup.stats.get("trading", {}).get("bars", 0) < 50: time.sleep(0.05)
+    sup, th, res = run_in_thread(cfg, 60, bars=50)
     cli = Client(cfg.endpoints["predict"], timeout_ms=2000, retries=1, ctx=zmq.Context.instance())
     try:
         with Registry(registry) as reg: model = reg.load("champion")
@@ -350,10 +350,7 @@ def test_the_regime_service_answers_predict_and_latest_requests(tmp_path, regist
 def test_bars_that_waited_longer_than_stale_after_s_open_no_new_risk(tmp_path, registry):
     "The regime service freezes for 2 s (under three heartbeats): the bars that queued meanwhile are executed after it, and their orders are stale."
     cfg = cfg_for(tmp_path, registry, speed=100.0, risk={**PERMISSIVE, "stale_after_s": 0.5})
-    sup, res = Supervisor(cfg, out=quiet), {}
-    th = threading.Thread(target=lambda: res.update(stats=sup.run(90)), daemon=True); th.start()
-    t_end = time.time() + 30
-    while time.time() < t_end and sup.stats.get("trading", {}).get("bars", 0) < 100: time.sleep(0.05)
+    sup, th, res = run_in_thread(cfg, 90, bars=100)
     pid = sup.procs["prediction"].pid
     os.kill(pid, signal.SIGSTOP); time.sleep(2.0); os.kill(pid, signal.SIGCONT)
     th.join(120)
@@ -366,10 +363,7 @@ def test_bars_that_waited_longer_than_stale_after_s_open_no_new_risk(tmp_path, r
 def test_a_tick_feed_killed_mid_bar_resumes_at_the_open_bar_and_trades_like_the_backtest(tmp_path):
     clean, _, reg, start, _ = _tick_files(tmp_path)
     cfg = cfg_for(tmp_path, reg, data=str(clean), start=start, symbol="tk", speed=12_000.0)  # ticks per second: about 6 s of replay
-    sup, res = Supervisor(cfg, out=quiet), {}
-    th = threading.Thread(target=lambda: res.update(stats=sup.run(120)), daemon=True); th.start()
-    t_end = time.time() + 30
-    while time.time() < t_end and sup.stats.get("trading", {}).get("bars", 0) < 50: time.sleep(0.02)
+    sup, th, res = run_in_thread(cfg, 120, bars=50)
     for _ in range(2):
         os.kill(sup.procs["feed"].pid, signal.SIGKILL); time.sleep(1.5)
     th.join(150)
