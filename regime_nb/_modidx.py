@@ -462,7 +462,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'regime_nb.live.IntentJournal.clear': ('live.html#intentjournal.clear', 'regime_nb/live.py'),
                                 'regime_nb.live.IntentJournal.close': ('live.html#intentjournal.close', 'regime_nb/live.py'),
                                 'regime_nb.live.IntentJournal.read': ('live.html#intentjournal.read', 'regime_nb/live.py'),
-                                'regime_nb.live.IntentJournal.size': ('live.html#intentjournal.size', 'regime_nb/live.py'),
                                 'regime_nb.live.JournaledBroker': ('live.html#journaledbroker', 'regime_nb/live.py'),
                                 'regime_nb.live.JournaledBroker.__getattr__': ( 'live.html#journaledbroker.__getattr__',
                                                                                 'regime_nb/live.py'),

@@ -147,7 +147,7 @@ class SnapshotFile:
     def close(self):
         for fd in self.fds: os.close(fd)
 
-# %% ../nbs/12_live.ipynb #103af6ed
+# %% ../nbs/12_live.ipynb #5c8e7453
 class IntentJournal:
     "Append-only log of order intents, one checksummed record per message, made durable before the orders are sent."
     HEAD = struct.Struct("<II")  # payload length, crc32 of the payload
@@ -155,10 +155,11 @@ class IntentJournal:
         self.path, self.sync = Path(path), sync
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        self.size = os.fstat(self.fd).st_size  # bytes in the journal, kept without a syscall per message
     def append(self, records:list):
         "Write `records` (JSON-able) as one record."
         data = json.dumps(records, separators=(",", ":")).encode()
-        os.write(self.fd, self.HEAD.pack(len(data), zlib.crc32(data)) + data)
+        self.size += os.write(self.fd, self.HEAD.pack(len(data), zlib.crc32(data)) + data)
         if self.sync: os.fdatasync(self.fd)
     def read(self) -> list:
         "The records of every intact entry, oldest first; reading stops at a torn one."
@@ -169,11 +170,9 @@ class IntentJournal:
             if len(data) < n or zlib.crc32(data) != crc: break
             out += json.loads(data); pos += self.HEAD.size + n
         return out
-    @property
-    def size(self) -> int: return os.fstat(self.fd).st_size
     def clear(self):
         "Empty the journal (once the store holds everything in it)."
-        os.ftruncate(self.fd, 0)
+        os.ftruncate(self.fd, 0); self.size = 0
         if self.sync: os.fsync(self.fd)
     def close(self): os.close(self.fd)
 
@@ -306,7 +305,7 @@ def regimes_from_body(body) -> list|None:
     if not all(isinstance(p, list) and p and all(isinstance(v, float) and not math.isinf(v) for v in p) for p in probs): return None
     return list(zip(ts, probs))
 
-# %% ../nbs/12_live.ipynb #35dd753a
+# %% ../nbs/12_live.ipynb #b398ccf7
 class Service:
     "Base of the live services: a publisher with heartbeats and stats, a stop flag set by SIGTERM/SIGINT."
     name = "service"
@@ -316,7 +315,7 @@ class Service:
         key = key or self.name
         self.pub = Publisher(cfg.endpoints[key], self.name, ctx=self.ctx, **cfg.link("server"), snapshot_endpoint=cfg.endpoints[f"{key}_snapshot"])
         self.hb = Heartbeat(self.pub, cfg.heartbeat_ms)
-        self.stopping, self.started_ns, self.last_stats_ns = False, time.time_ns(), 0
+        self.stopping, self.started_ns, self.last_stats_ns, self.last_snap_ns = False, time.time_ns(), 0, 0
         self.counts, self.hop_ns = {}, deque(maxlen=20_000)  # hop: upstream publishing a message -> this service receiving it
     def count(self, key, n=1): self.counts[key] = self.counts.get(key, 0) + n
     def install_signals(self):
@@ -326,7 +325,7 @@ class Service:
         "Heartbeat when due; publish stats about once a second."
         now = time.time_ns()
         self.hb.tick(now)
-        self.pub.serve_snapshots(0)  # a late joiner gets the last message of every topic
+        if now - self.last_snap_ns > 5_000_000: self.last_snap_ns = now; self.pub.serve_snapshots(0)  # a late joiner gets the last message of every topic (within 5 ms)
         if now - self.last_stats_ns > 1_000_000_000:
             self.last_stats_ns = now
             self.pub.publish(f"stats.{self.name}", self.stats())
