@@ -15,12 +15,13 @@ from .bus import ERROR_TOPIC, AsyncClient, Heartbeat, HeartbeatMonitor, Publishe
 from .backtest import S_CASH, S_UNITS
 
 # %% auto #0
-__all__ = ['DURABILITY', 'PUBLISHERS', 'TICK_COLUMNS', 'BAR_FIELDS', 'SERVICE_ORDER', 'free_endpoint', 'make_curve_keys',
-           'local_endpoint', 'LiveConfig', 'SnapshotFile', 'IntentJournal', 'is_ticks', 'recorded_bars', 'replay_data',
-           'replay_bars', 'BarGuard', 'bars_from_body', 'rows_from_body', 'bars_body', 'features_from_body',
-           'regimes_from_body', 'Service', 'FeedHandler', 'model_spec', 'FeatureService', 'ServedModel',
-           'PredictionService', 'make_strategy', 'percentiles_us', 'record_intent', 'RecordWriter', 'TradingService',
-           'quiet_run_nb', 'JournaledBroker', 'LiveBroker', 'service_main', 'Supervisor', 'LiveView', 'parity_check']
+__all__ = ['DURABILITY', 'PUBLISHERS', 'TICK_COLUMNS', 'BAR_KINDS', 'BAR_FIELDS', 'SERVICE_ORDER', 'free_endpoint',
+           'make_curve_keys', 'local_endpoint', 'LiveConfig', 'SnapshotFile', 'IntentJournal', 'is_ticks',
+           'recorded_bars', 'replay_data', 'replay_bars', 'bar_guard_block_nb', 'BarGuard', 'bars_from_body',
+           'rows_from_body', 'bars_body', 'features_from_body', 'regimes_from_body', 'Service', 'FeedHandler',
+           'model_spec', 'FeatureService', 'ServedModel', 'PredictionService', 'make_strategy', 'percentiles_us',
+           'record_intent', 'RecordWriter', 'TradingService', 'quiet_run_nb', 'JournaledBroker', 'LiveBroker',
+           'service_main', 'Supervisor', 'LiveView', 'parity_check']
 
 # %% ../nbs/12_live.ipynb #60d6bb3d
 DURABILITY = ("full", "process")
@@ -222,7 +223,38 @@ def replay_bars(cfg:LiveConfig) -> tuple[pd.DataFrame, int]:
     bars = resample_bars(df, cfg.bar_interval)[["open", "high", "low", "close", "volume"]]
     return bars, (int(bars.index.searchsorted(df.index[first].floor(cfg.bar_interval))) if first < len(df) else len(bars))
 
-# %% ../nbs/12_live.ipynb #4d8e2bc2
+# %% ../nbs/12_live.ipynb #9af9fb31
+from numba import njit
+
+BAR_KINDS = (None, "nan", "inf", "nonpositive", "ohlc", "duplicate_ts", "out_of_order", "spike")  # BarGuard's kinds by code
+
+@njit(cache=True)
+def bar_guard_block_nb(ts, x, st, last_ts, prm, kinds):
+    "`BarGuard.check` over many bars; st = [last_close, scale, n, jump_close, jump_n, large_moves, jumps] and last_ts are updated in place."
+    spike_z, warn_z, alpha, warmup, confirm = prm[0], prm[1], prm[2], prm[3], prm[4]
+    for i in range(len(ts)):
+        o, h, l, c, v = x[i, 0], x[i, 1], x[i, 2], x[i, 3], x[i, 4]
+        k = 0
+        if o != o or h != h or l != l or c != c or v != v: k = 1
+        elif np.isinf(o) or np.isinf(h) or np.isinf(l) or np.isinf(c) or np.isinf(v): k = 2
+        elif min(o, h, l, c) <= 0 or v < 0: k = 3
+        elif h < max(o, c) or l > min(o, c): k = 4
+        elif last_ts[0] != np.iinfo(np.int64).min and ts[i] == last_ts[0]: k = 5
+        elif last_ts[0] != np.iinfo(np.int64).min and ts[i] < last_ts[0]: k = 6
+        elif st[2] > warmup and st[1] > 0 and abs(np.log(c / st[0])) > spike_z * 1.2533 * st[1]: k = 7
+        accept_jump = False
+        if k == 7:
+            same = st[3] == st[3] and abs(np.log(c / st[3])) <= spike_z * 1.2533 * st[1]
+            st[3], st[4] = c, (st[4] + 1 if same else 1.0)
+            if confirm > 0 and st[4] >= confirm: st[6] += 1; accept_jump = True
+        if k and not accept_jump: kinds[i] = k; continue
+        kinds[i] = 0
+        if not accept_jump and st[0] == st[0]:
+            a = abs(np.log(c / st[0]))
+            if st[2] > warmup and st[1] > 0 and a > warn_z * 1.2533 * st[1]: st[5] += 1
+            st[1] = a if st[2] == 1 else st[1] + alpha * (a - st[1])
+        last_ts[0], st[0], st[2], st[4] = ts[i], c, st[2] + 1, 0.0
+
 class BarGuard:
     "Streaming validation of bars: `check(...)` returns None for a good bar or the kind of problem."
     def __init__(self, spike_z:float=25.0, warn_z:float=10.0, halflife:float=20.0, warmup:int=20,
@@ -247,6 +279,22 @@ class BarGuard:
         self.jump_close, self.jump_n = c, (self.jump_n + 1 if same else 1)
         if not self.confirm or self.jump_n < self.confirm: return False
         self.warnings["jump"] = self.warnings.get("jump", 0) + 1; return True
+    def check_block(self, ts:np.ndarray, ohlcv:np.ndarray) -> np.ndarray:
+        "Validate many bars (int64 ns timestamps, n × 5 float64 open/high/low/close/volume) in one compiled call: the kind code of each (0: good), state as `check` row by row."
+        st = np.array([self.last_close if self.last_close is not None else np.nan, self.scale, self.n,
+                       self.jump_close if self.jump_close is not None else np.nan, self.jump_n, 0.0, 0.0])
+        last_ts = np.array([self.last_ts if self.last_ts is not None else np.iinfo(np.int64).min], dtype="int64")
+        kinds = np.empty(len(ts), dtype="int64")
+        bar_guard_block_nb(np.ascontiguousarray(ts, dtype="int64"), np.ascontiguousarray(ohlcv, dtype="float64"), st, last_ts,
+                           np.array([self.spike_z, self.warn_z, self.alpha, self.warmup, self.confirm], dtype="float64"), kinds)
+        self.last_close = None if st[0] != st[0] else float(st[0])
+        self.scale, self.n, self.jump_n = float(st[1]), int(st[2]), int(st[4])
+        self.jump_close = None if st[3] != st[3] else float(st[3])
+        self.last_ts = None if last_ts[0] == np.iinfo(np.int64).min else int(last_ts[0])
+        for k, w in ((5, "large_move"), (6, "jump")):
+            if st[k]: self.warnings[w] = self.warnings.get(w, 0) + int(st[k])
+        for code in np.unique(kinds[kinds > 0]).tolist(): self.rejected[BAR_KINDS[code]] = self.rejected.get(BAR_KINDS[code], 0) + int((kinds == code).sum())
+        return kinds
     def _kind(self, ts, o, h, l, c, v):
         vals = (o, h, l, c, v)
         if any(not isinstance(x, (int, float)) or isinstance(x, bool) for x in vals) or not isinstance(ts, int): return "type"
@@ -347,7 +395,7 @@ class Service:
             sub.monitor = mon
     def close(self): self.pub.close()
 
-# %% ../nbs/12_live.ipynb #9b9958bd
+# %% ../nbs/12_live.ipynb #c415d4a9
 class FeedHandler(Service):
     "Replay bars or ticks: validate each one, publish `bar.<symbol>` (ticks aggregated into bars), record the bars; resume after a restart."
     name = "feed"
@@ -444,6 +492,7 @@ class FeedHandler(Service):
         self.install_signals()
         self.wait_for_listeners()
         if self.cfg.data == "relay": return self.relay()
+        if not self.ticks and self.cfg.speed == 0 and self.cfg.clock == 0: return self.run_blocks()
         size = 1 if self.cfg.speed > 0 or self.cfg.clock > 0 else self.cfg.batch
         block, rows, t_flush, self.t0, self.t_next = [], [], time.monotonic(), None, time.perf_counter()
         for i, row in enumerate(self._rows(self.pos, len(self.data)), start=self.pos):
@@ -465,6 +514,31 @@ class FeedHandler(Service):
                 last = self.builder.flush(); block += last; rows += [(self.cfg.symbol, *(b[k] for k in BAR_FIELDS)) for b in last]
             self.resume = self.pos
         if block: self.send(block)
+        self._flush(rows)
+        self.pub.publish(f"stats.{self.name}", self.stats())  # the final counts, ahead of the end of the stream
+        if self.pos >= len(self.data): self.pub.publish(f"eof.{self.cfg.symbol}", dict(bars=self.counts.get("bars", 0)))
+        while not self.stopping:
+            self.tick(); time.sleep(self.cfg.heartbeat_ms / 4000)
+        self.close()
+
+    def run_blocks(self):
+        "Replay bars as fast as possible, `batch` rows at a time: validated in one compiled call (`BarGuard.check_block`), published as one message of columns."
+        ts_all = self.data.index.as_unit("ns").asi8
+        x_all = self.data[["open", "high", "low", "close", "volume"]].to_numpy(dtype="float64") if "open" in self.data else np.repeat(self.data[["close"]].to_numpy(dtype="float64"), 4, axis=1)
+        rows, t_flush, sym = [], time.monotonic(), self.cfg.symbol
+        while self.pos < len(self.data) and not self.stopping:
+            a, b = self.pos, min(self.pos + self.cfg.batch, len(self.data))
+            ts, x = ts_all[a:b], x_all[a:b]
+            kinds = self.guard.check_block(ts, x)
+            for i in np.flatnonzero(kinds).tolist(): self.count(f"rejected_{BAR_KINDS[kinds[i]]}"); self.log.warning("%s bar at %d rejected: %s", sym, int(ts[i]), BAR_KINDS[kinds[i]])
+            good = kinds == 0
+            if good.any():
+                cols = [ts[good].tolist(), *x[good].T.tolist()]
+                self.pub.publish(f"bar.{sym}", dict(zip(BAR_FIELDS, cols)), event_ns=cols[0][-1]); self.count("bars", len(cols[0]))
+                rows += zip([sym] * len(cols[0]), *cols)
+            self.pos = self.resume = b
+            if len(rows) >= 2048 or time.monotonic() - t_flush > 0.25: self._flush(rows); rows, t_flush = [], time.monotonic()
+            self.tick()
         self._flush(rows)
         self.pub.publish(f"stats.{self.name}", self.stats())  # the final counts, ahead of the end of the stream
         if self.pos >= len(self.data): self.pub.publish(f"eof.{self.cfg.symbol}", dict(bars=self.counts.get("bars", 0)))
@@ -829,9 +903,8 @@ class TradingService(Service):
         if not self.writer.errors: self.journal.clear()
         self.journal.close(); super().close()
 
-# %% ../nbs/12_live.ipynb #1aaed8c7
+# %% ../nbs/12_live.ipynb #1bc49a95
 from fastcore.basics import patch_to
-from numba import njit
 from .backtest import engine_step_nb
 from .strategies import strategy_step_nb
 
