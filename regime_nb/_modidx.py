@@ -487,7 +487,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'regime_nb.live.PredictionService': ('live.html#predictionservice', 'regime_nb/live.py'),
                                 'regime_nb.live.PredictionService.__init__': ('live.html#predictionservice.__init__', 'regime_nb/live.py'),
                                 'regime_nb.live.PredictionService.answer': ('live.html#predictionservice.answer', 'regime_nb/live.py'),
-                                'regime_nb.live.PredictionService.flush': ('live.html#predictionservice.flush', 'regime_nb/live.py'),
                                 'regime_nb.live.PredictionService.handle': ('live.html#predictionservice.handle', 'regime_nb/live.py'),
                                 'regime_nb.live.PredictionService.maybe_swap': ( 'live.html#predictionservice.maybe_swap',
                                                                                  'regime_nb/live.py'),

@@ -630,7 +630,7 @@ class FeatureService(Service):
     def save(self): self.snap.write(dict(engine=self.engine.snapshot(), last_ts=self.last_ts))
     def stats(self): return dict(super().stats(), gaps=self.sub.gaps, undecodable=self.sub.bad)
 
-# %% ../nbs/12_live.ipynb #cf46ddcf
+# %% ../nbs/12_live.ipynb #f2ea55d5
 class ServedModel:
     "A registry version and its online scorer, warmed on recent feature vectors."
     def __init__(self, registry, ref, history=()):
@@ -654,7 +654,8 @@ class PredictionService(Service):
         self.shadow = ServedModel(self.registry, cfg.shadow_alias) if cfg.shadow_alias else None
         self.served.model.online().update_block(np.zeros((2, self.served.model.n_features_in_)))  # compile now, not on the first live bar
         self.sub = Subscriber(cfg.endpoints["features"], topics=(f"feat.{cfg.symbol}", f"eof.{cfg.symbol}"), ctx=self.ctx, **cfg.link("client"))
-        self.pending, self.n_pending, self.last_poll, self.refused = [], 0, 0.0, set()  # blocks of predictions to record; versions that failed to load are not retried
+        self.writer = RecordWriter(self.market)  # predictions are recorded by a thread: the stream never waits for the market store's lock
+        self.last_poll, self.refused = 0.0, set()  # versions that failed to load are not retried
         from regime_nb.bus import Server
         self.server, self.latest = Server(cfg.endpoints["predict"], self.answer, "prediction", ctx=self.ctx, **cfg.link("server")), None
         self.poller = zmq.Poller()
@@ -689,7 +690,7 @@ class PredictionService(Service):
             if served is None: continue
             if Q is None: Q = served.update_block(X)
             ok = np.isfinite(Q).all(axis=1)  # NaN while the model warms up: nothing to record
-            if ok.any(): self.pending.append((np.asarray(ts)[ok], Q[ok], served.version, lat if served is self.served else None)); self.n_pending += int(ok.sum())
+            if ok.any(): self.writer.add("record_prediction_block", self.cfg.symbol, np.asarray(ts)[ok], Q[ok], served.version, latency_us=lat if served is self.served else None)
         return P
 
     def run(self):
@@ -703,7 +704,7 @@ class PredictionService(Service):
             ready = dict(self.poller.poll(50))
             if self.server.sock in ready: self.server.handle(0)  # predict requests
             m = self.sub.recv(timeout_ms=0)
-            if m is None: self.flush(); continue
+            if m is None: continue
             while m is not None:  # drain what is queued: under load, one message carries many bars (natural batching)
                 if m.topic.startswith("eof."): eof = m; break
                 got = features_from_body(m.body, self.served.model.n_features_in_)
@@ -716,9 +717,8 @@ class PredictionService(Service):
             if ts:
                 self.pub.publish(f"regime.{self.cfg.symbol}", dict(ts=ts, probs=probs, version=self.served.version), event_ns=ts[-1]); self.count("bars", len(ts))
                 self.latest = dict(ts=ts[-1], probs=probs[-1], version=self.served.version)
-            if eof is not None: self.flush(); self.pub.publish(eof.topic, eof.body)
-            if self.n_pending >= 2048: self.flush()
-        self.flush(); self.server.close(); self.close()
+            if eof is not None: self.writer.flush(); self.pub.publish(eof.topic, eof.body)  # every prediction is recorded before the end of the stream
+        self.writer.close(); self.server.close(); self.close()
 
     def answer(self, req) -> dict:
         "A request on `endpoints['predict']`: `predict` scores feature rows `{'X': [[...], ...]}` with the served model (batch, from no state); `latest` is the last regime published."
@@ -732,11 +732,6 @@ class PredictionService(Service):
         self.count("predict_requests")
         return dict(probs=np.asarray(self.served.model.predict_proba(X)).tolist(), version=self.served.version)
 
-    def flush(self):
-        if not self.pending: return
-        with self.market.transaction():
-            for ts, Q, version, lat in self.pending: self.market.record_prediction_block(self.cfg.symbol, ts, Q, version, latency_us=lat)
-        self.pending, self.n_pending = [], 0
     def stats(self): return dict(super().stats(), model_version=self.served.version, gaps=self.sub.gaps)
 
 # %% ../nbs/12_live.ipynb #3a428df1
