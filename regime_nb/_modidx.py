@@ -449,6 +449,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'regime_nb.live.FeedHandler.__init__': ('live.html#feedhandler.__init__', 'regime_nb/live.py'),
                                 'regime_nb.live.FeedHandler._flush': ('live.html#feedhandler._flush', 'regime_nb/live.py'),
                                 'regime_nb.live.FeedHandler._rows': ('live.html#feedhandler._rows', 'regime_nb/live.py'),
+                                'regime_nb.live.FeedHandler.finish': ('live.html#feedhandler.finish', 'regime_nb/live.py'),
                                 'regime_nb.live.FeedHandler.handle': ('live.html#feedhandler.handle', 'regime_nb/live.py'),
                                 'regime_nb.live.FeedHandler.pace': ('live.html#feedhandler.pace', 'regime_nb/live.py'),
                                 'regime_nb.live.FeedHandler.relay': ('live.html#feedhandler.relay', 'regime_nb/live.py'),

@@ -395,7 +395,7 @@ class Service:
             sub.monitor = mon
     def close(self): self.pub.close()
 
-# %% ../nbs/12_live.ipynb #c415d4a9
+# %% ../nbs/12_live.ipynb #96bb2d42
 class FeedHandler(Service):
     "Replay bars or ticks: validate each one, publish `bar.<symbol>` (ticks aggregated into bars), record the bars; resume after a restart."
     name = "feed"
@@ -514,12 +514,7 @@ class FeedHandler(Service):
                 last = self.builder.flush(); block += last; rows += [(self.cfg.symbol, *(b[k] for k in BAR_FIELDS)) for b in last]
             self.resume = self.pos
         if block: self.send(block)
-        self._flush(rows)
-        self.pub.publish(f"stats.{self.name}", self.stats())  # the final counts, ahead of the end of the stream
-        if self.pos >= len(self.data): self.pub.publish(f"eof.{self.cfg.symbol}", dict(bars=self.counts.get("bars", 0)))
-        while not self.stopping:
-            self.tick(); time.sleep(self.cfg.heartbeat_ms / 4000)
-        self.close()
+        self.finish(rows)
 
     def run_blocks(self):
         "Replay bars as fast as possible, `batch` rows at a time: validated in one compiled call (`BarGuard.check_block`), published as one message of columns."
@@ -539,6 +534,10 @@ class FeedHandler(Service):
             self.pos = self.resume = b
             if len(rows) >= 2048 or time.monotonic() - t_flush > 0.25: self._flush(rows); rows, t_flush = [], time.monotonic()
             self.tick()
+        self.finish(rows)
+
+    def finish(self, rows):
+        "Record what is left, publish the final counts and (if the replay is complete) the end of the stream; heartbeat until stopped."
         self._flush(rows)
         self.pub.publish(f"stats.{self.name}", self.stats())  # the final counts, ahead of the end of the stream
         if self.pos >= len(self.data): self.pub.publish(f"eof.{self.cfg.symbol}", dict(bars=self.counts.get("bars", 0)))
