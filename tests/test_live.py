@@ -370,3 +370,13 @@ def test_a_tick_feed_killed_mid_bar_resumes_at_the_open_bar_and_trades_like_the_
     assert res["stats"]["trading"]["done"] and sup.restarts.get("feed", 0) == 2, (res["stats"]["trading"], sup.restarts)
     p = parity_check(cfg)  # every bar built once, from all of its ticks: the run equals the backtest
     assert p["bars_live"] == p["bars_backtest"] and p["trades_live"] == p["trades_backtest"] and p["max_abs_equity_diff"] <= 1e-9, p
+
+@pytest.mark.parametrize("speed", [0.0, 500.0])  # the feed's block path and its per-row path
+def test_close_only_bars_replay_through_the_loop_like_the_backtest(tmp_path, registry, speed):
+    "WTI is close-only: open = high = low = close, no volume."
+    cfg = cfg_for(tmp_path, registry, data="wti", start="2017-01-01", symbol="wti", speed=speed)
+    sup = Supervisor(cfg, out=quiet)
+    stats = sup.run(120)
+    assert stats["trading"]["done"] and not sup.restarts and not stats["feed"]["rejected"], (stats["feed"], sup.restarts)
+    p = parity_check(cfg)
+    assert p["bars_live"] == p["bars_backtest"] > 400 and p["trades_live"] == p["trades_backtest"] and p["max_abs_equity_diff"] <= 1e-9, p
