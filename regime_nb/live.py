@@ -230,7 +230,7 @@ def replay_bars(cfg:LiveConfig) -> tuple[pd.DataFrame, int]:
     bars = resample_bars(df, cfg.bar_interval)[["open", "high", "low", "close", "volume"]]
     return bars, (int(bars.index.searchsorted(df.index[first].floor(cfg.bar_interval))) if first < len(df) else len(bars))
 
-# %% ../nbs/12_live.ipynb #9af9fb31
+# %% ../nbs/12_live.ipynb #5a56bf9f
 from numba import njit
 
 BAR_KINDS = (None, "nan", "inf", "nonpositive", "ohlc", "duplicate_ts", "out_of_order", "spike")  # BarGuard's kinds by code
@@ -288,6 +288,7 @@ class BarGuard:
         self.warnings["jump"] = self.warnings.get("jump", 0) + 1; return True
     def check_block(self, ts:np.ndarray, ohlcv:np.ndarray) -> np.ndarray:
         "Validate many bars (int64 ns timestamps, n × 5 float64 open/high/low/close/volume) in one compiled call: the kind code of each (0: good), state as `check` row by row."
+        if np.ndim(ohlcv) != 2 or np.shape(ohlcv)[1] != 5 or len(ohlcv) != len(ts): raise RegimeNbError(f"check_block: values of shape {np.shape(ohlcv)} for {len(ts)} timestamps; expected (n, 5): open, high, low, close, volume")
         st = np.array([self.last_close if self.last_close is not None else np.nan, self.scale, self.n,
                        self.jump_close if self.jump_close is not None else np.nan, self.jump_n, 0.0, 0.0])
         last_ts = np.array([self.last_ts if self.last_ts is not None else np.iinfo(np.int64).min], dtype="int64")
