@@ -27,19 +27,24 @@ STATUSES = ("new", "acked", "working", "partially_filled", "filled", "cancelled"
 OPEN_STATUSES = frozenset({"new", "acked", "working", "partially_filled"})  # may still fill
 FILL_MODES = ("quotes", "bar_close", "bar_open")
 
-# %% ../nbs/09_broker.ipynb #433efe0e
+# %% ../nbs/09_broker.ipynb #1f78fc5a
 def _from_dict(cls, d, what):
     "Build dataclass `cls` from a mapping, naming unknown or missing fields."
     if not isinstance(d, dict): raise BrokerError(f"{what}: expected a mapping of fields, got {type(d).__name__}")
-    names = [f.name for f in fields(cls)]
+    names = cls.__slots__  # the field names of a slotted dataclass
+    if d.keys() <= set(names):
+        try: return cls(**d)
+        except TypeError as e: raise BrokerError(f"{what}: {e}") from None
     unknown = sorted(set(d) - set(names))
-    if unknown: raise BrokerError(f"{what}: unknown fields {unknown}; known: {names}")
-    try: return cls(**d)
-    except TypeError as e: raise BrokerError(f"{what}: {e}") from None
+    raise BrokerError(f"{what}: unknown fields {unknown}; known: {list(names)}")
+
+def flat_dict(obj) -> dict:
+    "A slotted dataclass of plain values as a dict: what `asdict` gives, without its recursive deep copy (the broker's wire hot path)."
+    return {k: getattr(obj, k) for k in obj.__slots__}
 
 def _is_num(x): return isinstance(x, (int, float)) and not isinstance(x, bool) or type(x).__module__ == "numpy" and hasattr(x, "dtype") and x.dtype.kind in "iuf"
 
-# %% ../nbs/09_broker.ipynb #3db1be24
+# %% ../nbs/09_broker.ipynb #7bace9e9
 @dataclass(slots=True)
 class Order:
     "An order as the client sends it; `client_order_id` is its idempotency key."
@@ -51,7 +56,7 @@ class Order:
     limit_price: float|None = None  # required for a limit order, None for a market order
     intent: str = "entry"  # "entry", "exit" or "reduce": what the ack-timeout rule does with it
     ts_ns: int = 0  # when the client sent it (ns since the epoch); 0: the broker's clock
-    def to_dict(self) -> dict: return asdict(self)
+    def to_dict(self) -> dict: return flat_dict(self)
     @classmethod
     def from_dict(cls, d:dict) -> Order: return _from_dict(cls, d, "order")
 
@@ -379,13 +384,13 @@ def on_bar(self, symbol:str, open:float, high:float, low:float, close:float, ts_
         return max(L, open) if high >= L else None
     return self._event(symbol, ts_ns, price_of)
 
-# %% ../nbs/09_broker.ipynb #519dec0b
+# %% ../nbs/09_broker.ipynb #cd3008b1
 @patch_to(SimBroker)
 def apply_fill(self, fill:Fill) -> bool:
     "Book `fill` (against its order if known); return False, changing nothing, if its trade id was already booked."
     if fill.broker_trade_id in self.ledger.trade_ids: self.counts["replayed"] += 1; return False
     w = self._orders.get(fill.client_order_id)
-    fill = Fill(**{**asdict(fill), "seq": len(self._fills) + 1})
+    fill = Fill(**{**flat_dict(fill), "seq": len(self._fills) + 1})
     self._book(fill, w if w is not None and w.status in OPEN_STATUSES else None)
     return True
 
@@ -536,7 +541,7 @@ def _fields(body, names, what, optional=()):
     if unknown: raise BrokerError(f"{what} request: unknown fields {unknown}; expected {list(names) + list(optional)}")
     return [_field(body, n, what) for n in names] + [body[n] for n in optional if n in body]
 
-# %% ../nbs/09_broker.ipynb #5dac1f07
+# %% ../nbs/09_broker.ipynb #e7d3c745
 class BrokerServer:
     "Serve a `Broker` over the bus, plus `quote`/`bar` requests that drive a `SimBroker` in another process."
     topics = ("submit", "cancel", "status", "positions", "account", "fills", "orders", "stats", "quote", "bar")
@@ -552,17 +557,17 @@ class BrokerServer:
             try: order = Order.from_dict(b)
             except BrokerError as e:
                 self.bad += 1
-                return asdict(Ack(str(b.get("client_order_id", "")) if isinstance(b, dict) else "", False, "rejected", str(e)))
-            return asdict(self.broker.submit(order))
-        if t == "cancel": return asdict(self.broker.cancel(_field(b, "client_order_id", t)))
-        if t == "status": return asdict(self.broker.order_status(_field(b, "client_order_id", t)))
+                return flat_dict(Ack(str(b.get("client_order_id", "")) if isinstance(b, dict) else "", False, "rejected", str(e)))
+            return flat_dict(self.broker.submit(order))
+        if t == "cancel": return flat_dict(self.broker.cancel(_field(b, "client_order_id", t)))
+        if t == "status": return flat_dict(self.broker.order_status(_field(b, "client_order_id", t)))
         if t == "positions": return self.broker.positions()
         if t == "account": return self.broker.account()
-        if t == "fills": return [asdict(f) for f in self.broker.fills(int(b.get("since_seq", 0)) if isinstance(b, dict) else 0)]
-        if t == "orders": return [asdict(s) for s in self.broker.orders()]
+        if t == "fills": return [flat_dict(f) for f in self.broker.fills(int(b.get("since_seq", 0)) if isinstance(b, dict) else 0)]
+        if t == "orders": return [flat_dict(s) for s in self.broker.orders()]
         if t == "stats": return dict(getattr(self.broker, "counts", {}), bad_requests=self.bad)
-        if t == "quote": return [asdict(f) for f in self.broker.on_quote(*_fields(b, ("symbol", "bid", "ask", "ts_ns"), t, ("size",)))]
-        if t == "bar": return [asdict(f) for f in self.broker.on_bar(*_fields(b, ("symbol", "open", "high", "low", "close", "ts_ns"), t))]
+        if t == "quote": return [flat_dict(f) for f in self.broker.on_quote(*_fields(b, ("symbol", "bid", "ask", "ts_ns"), t, ("size",)))]
+        if t == "bar": return [flat_dict(f) for f in self.broker.on_bar(*_fields(b, ("symbol", "open", "high", "low", "close", "ts_ns"), t))]
         self.bad += 1
         raise BrokerError(f"unknown request topic {t!r}; known: {', '.join(self.topics)}")
 
