@@ -407,7 +407,7 @@ class Service:
             sub.monitor = mon
     def close(self): self.pub.close()
 
-# %% ../nbs/12_live.ipynb #aacb9606
+# %% ../nbs/12_live.ipynb #4f82a428
 class FeedHandler(Service):
     "Replay bars or ticks: validate each one, publish `bar.<symbol>` (ticks aggregated into bars), record the bars; resume after a restart."
     name = "feed"
@@ -545,7 +545,7 @@ class FeedHandler(Service):
     def run_blocks(self):
         "Replay bars as fast as possible, `batch` rows at a time: validated in one compiled call (`BarGuard.check_block`), published as one message of columns."
         ts_all, x_all = self._arrays()
-        rows, t_flush, sym = [], time.monotonic(), self.cfg.symbol
+        kept, n_kept, t_flush, sym = [], 0, time.monotonic(), self.cfg.symbol  # blocks of good bars not yet recorded
         while self.pos < len(self.data) and not self.stopping:
             a, b = self.pos, min(self.pos + self.cfg.batch, len(self.data))
             ts, x = ts_all[a:b], x_all[a:b]
@@ -555,23 +555,25 @@ class FeedHandler(Service):
             if good.any():
                 cols = [ts[good].tolist(), *x[good].T.tolist()]
                 self.pub.publish(f"bar.{sym}", dict(zip(BAR_FIELDS, cols)), event_ns=cols[0][-1]); self.count("bars", len(cols[0]))
-                rows += zip([sym] * len(cols[0]), *cols)
+                kept.append((ts[good], x[good])); n_kept += len(cols[0])
             self.pos = self.resume = b
-            if len(rows) >= 2048 or time.monotonic() - t_flush > 0.25: self._flush(rows); rows, t_flush = [], time.monotonic()
+            if n_kept >= 2048 or time.monotonic() - t_flush > 0.25: self._flush(block=kept); kept, n_kept, t_flush = [], 0, time.monotonic()
             self.tick()
-        self.finish(rows)
+        self.finish(block=kept)
 
-    def finish(self, rows):
+    def finish(self, rows=(), block=()):
         "Record what is left, publish the final counts and (if the replay is complete) the end of the stream; heartbeat until stopped."
-        self._flush(rows)
+        self._flush(rows, block)
         self.pub.publish(f"stats.{self.name}", self.stats())  # the final counts, ahead of the end of the stream
         if self.pos >= len(self.data): self.pub.publish(f"eof.{self.cfg.symbol}", dict(bars=self.counts.get("bars", 0)))
         while not self.stopping:
             self.tick(); time.sleep(self.cfg.heartbeat_ms / 4000)
         self.close()
 
-    def _flush(self, rows):
+    def _flush(self, rows=(), block=()):
+        "Record bars (rows, or blocks of arrays `(ts, ohlcv)`), then save the progress past them."
         if rows: self.market.record_bars(rows, source="feed")
+        if block: self.market.record_bar_block(self.cfg.symbol, np.concatenate([t for t, _ in block]), np.concatenate([x for _, x in block]), source="feed")
         self.progress.write(dict(pos=self.resume))
 
     def stats(self):
@@ -773,7 +775,7 @@ def percentiles_us(xs, qs=(50, 99)) -> dict:
     a = np.asarray(xs, dtype="float64")
     return {f"p{q}_us": (float(np.percentile(a, q)) / 1e3 if len(a) else None) for q in qs}
 
-# %% ../nbs/12_live.ipynb #fbb7d514
+# %% ../nbs/12_live.ipynb #57040bb5
 def record_intent(store, rec:dict) -> bool:
     "Record a journaled decision and its order intent; False if the store has the order already."
     o = rec["order"]
@@ -798,8 +800,11 @@ class RecordWriter:
         while not self.stopping:
             self.wake.wait(self.every_s); self.wake.clear()
             self.flush()
+    def _run(self, op):
+        m, a, kw = op
+        return getattr(self.store, m)(*a, **kw) if isinstance(m, str) else m(self.store, *a, **kw)
     def flush(self):
-        "Commit everything queued so far in one transaction."
+        "Commit everything queued so far in one transaction; if it fails, write the records one by one, so one bad record loses only itself."
         with self.lock:
             self.busy = True
             try:
@@ -807,12 +812,18 @@ class RecordWriter:
                 eq = [self.equity.popleft() for _ in range(len(self.equity))]
                 if not ops and not eq: return
                 try:
-                    with self.store.transaction():
-                        for m, a, kw in ops: getattr(self.store, m)(*a, **kw) if isinstance(m, str) else m(self.store, *a, **kw)
+                    with self.store.transaction(flat=True):
+                        for op in ops: self._run(op)
                         if eq: self.store.record_equity_rows(eq)
                     self.written += len(ops) + len(eq)
                 except Exception as e:
-                    self.errors += 1; self.log.error("could not write %d records: %r", len(ops) + len(eq), e)
+                    self.log.warning("a batch of %d records failed (%r): writing them one by one", len(ops) + len(eq), e)
+                    for what, one in [*((op[0], lambda op=op: self._run(op)) for op in ops), *(("equity", lambda r=r: self.store.record_equity_rows([r])) for r in eq)]:
+                        try:
+                            with self.store.transaction(): one()
+                            self.written += 1
+                        except Exception as e:
+                            self.errors += 1; self.log.error("could not write %s: %r", getattr(what, "__name__", what), e)
             finally: self.busy = False
     def close(self):
         "Stop the thread and write what is left."
@@ -922,7 +933,7 @@ class TradingService(Service):
         if not self.writer.errors: self.journal.clear()
         self.journal.close(); super().close()
 
-# %% ../nbs/12_live.ipynb #ac590e34
+# %% ../nbs/12_live.ipynb #59c6c6f2
 from fastcore.basics import patch_to
 
 @patch_to(TradingService)
@@ -1035,7 +1046,7 @@ def run_quiet(self) -> int:
     for t in ts: self.queue.popleft(); del probs[t]
     o = out[:n]
     self.returns.extend(o[0 if self.last_close else 1:, 4].tolist()); self.live_returns.extend(o[0 if self.last_equity else 1:, 5].tolist())
-    self.writer.equity.extend(zip(ts, o[:, 0].tolist(), o[:, 2].tolist(), itertools.repeat(self.positions_json(float(o[0, 1])), n), o[:, 7].tolist()))  # no order: the units stay put
+    self.writer.add("record_equity_block", np.array(ts), o[:, 0].copy(), o[:, 2].copy(), self.positions_json(float(o[0, 1])), o[:, 7].copy())  # no order: the units stay put
     self.bar_latency_ns.extend([now - s for _, s, _ in ready[:n]])
     self.last_close, self.last_equity, self.peak = float(closes[n - 1]), float(o[-1, 2]), float(o[-1, 6])
     self.risk.on_equity(float(o[:, 2].max()), now); self.risk.on_equity(float(o[-1, 2]), now)  # the peak and the last equity, as bar by bar

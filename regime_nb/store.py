@@ -236,7 +236,7 @@ def _sqlite_path(url) -> Path:
         raise StoreError(f"{s}: expected sqlite:///relative/path or sqlite:////absolute/path (a file: WAL needs one; no query string)")
     return Path(rest[1:]).expanduser()
 
-# %% ../nbs/10_store.ipynb #e968c14d
+# %% ../nbs/10_store.ipynb #8d100af0
 class Store:
     "The SQLite metastore (WAL): schema migrations, atomic transactions, query helpers, and the live-trading record."
     def __init__(self, url, # database file, or a `sqlite:///path` URL; its folder is created if missing
@@ -245,7 +245,7 @@ class Store:
                 ):
         if str(synchronous).upper() not in SYNC_MODES: raise StoreError(f"synchronous={synchronous!r}: expected one of {SYNC_MODES}")
         self.path, self.timeout_s, self.synchronous = _sqlite_path(url), timeout_s, str(synchronous).upper()
-        self._lock, self._depth = threading.RLock(), 0
+        self._lock, self._depth, self._flat = threading.RLock(), 0, False
         self._open()
 
     def _open(self):
@@ -266,7 +266,7 @@ class Store:
     @property
     def conn(self) -> sqlite3.Connection:
         "The connection of this process (a forked child opens its own)."
-        if self._pid != os.getpid(): self._lock, self._depth = threading.RLock(), 0; self._open()
+        if self._pid != os.getpid(): self._lock, self._depth, self._flat = threading.RLock(), 0, False; self._open()
         return self._conn
 
     def close(self):
@@ -315,13 +315,15 @@ def _begin_immediate(conn, path, timeout_s):
             time.sleep(delay * (0.5 + random.random())); delay = min(delay * 1.5, 0.005)
     finally: conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
 
-# %% ../nbs/10_store.ipynb #cff6c62d
+# %% ../nbs/10_store.ipynb #b9add8ce
 @patch_to(Store)
 @contextmanager
-def transaction(self):
+def transaction(self, flat:bool=False, # the blocks nested in it join the whole without savepoints (a writer's batch: fewer statements, all or nothing)
+               ):
     "Run the block atomically: `BEGIN IMMEDIATE` ... `COMMIT`, or `ROLLBACK` if it raises."
     with self._lock:
         conn = self.conn
+        if self._depth and self._flat: yield self; return
         if self._depth:
             sp = f"sp{self._depth}"
             conn.execute(f"SAVEPOINT {sp}"); self._depth += 1
@@ -330,14 +332,14 @@ def transaction(self):
             else: conn.execute(f"RELEASE {sp}")
             finally: self._depth -= 1
             return
-        _begin_immediate(conn, self.path, self.timeout_s); self._depth = 1
+        _begin_immediate(conn, self.path, self.timeout_s); self._depth, self._flat = 1, flat
         try:
             yield self
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction: conn.execute("ROLLBACK")
             raise
-        finally: self._depth = 0
+        finally: self._depth, self._flat = 0, False
 
 # %% ../nbs/10_store.ipynb #a03e88b5
 @patch_to(Store, as_prop=True)
@@ -437,7 +439,7 @@ def _frame_rows(df, symbol):
         df["symbol"] = symbol
     return df
 
-# %% ../nbs/10_store.ipynb #cfc20d27
+# %% ../nbs/10_store.ipynb #27240aa5
 @patch_to(Store)
 def record_bars(self, rows, # DataFrame, or rows (symbol, ts_ns, open, high, low, close, volume[, source])
                 symbol:str=None, # for a DataFrame without a symbol column
@@ -463,7 +465,22 @@ def record_bars(self, rows, # DataFrame, or rows (symbol, ts_ns, open, high, low
     except sqlite3.IntegrityError as e: raise StoreError(f"bars: {e} (every bar needs a symbol, a time and a close)") from None
     return len(data)
 
-# %% ../nbs/10_store.ipynb #6d72a2db
+@patch_to(Store)
+def record_bar_block(self, symbol:str, ts_ns, # the bars' timestamps: integers, epoch ns
+                     ohlcv, # n × 5 array: open, high, low, close, volume (NaN: missing)
+                     source:str="", # where the bars came from
+                    ) -> int:
+    "Write a block of one symbol's bars from arrays in one transaction, as `record_bars` would row by row (a live feed's path)."
+    ts, X = np.asarray(ts_ns), np.asarray(ohlcv, dtype="float64")
+    if ts.dtype.kind not in "iu" or ts.ndim != 1: raise StoreError(f"bar block for {symbol}: timestamps of dtype {ts.dtype} and shape {ts.shape}; expected one integer (epoch ns) per bar")
+    if X.shape != (len(ts), 5): raise StoreError(f"bar block for {symbol}: values of shape {X.shape} for {len(ts)} timestamps; expected (n, 5): open, high, low, close, volume")
+    if (miss := np.isnan(X[:, 3])).any(): raise StoreError(f"bar block for {symbol}: no close at {int(ts[miss][0])} (every bar needs a symbol, a time and a close)")
+    cols, n = [c.tolist() for c in X.T], len(ts)
+    if np.isnan(X).any(): cols = [[None if v != v else v for v in c] for c in cols]  # a missing value is NULL, as in record_bars
+    with self.transaction(): self.conn.executemany("INSERT OR REPLACE INTO bars VALUES (?, ?, ?, ?, ?, ?, ?, ?)", zip([str(symbol)] * n, ts.tolist(), *cols, [str(source)] * n))
+    return n
+
+# %% ../nbs/10_store.ipynb #778ea87f
 @patch_to(Store)
 def record_predictions(self, rows, # DataFrame or mappings: symbol, ts_ns, model_version, probs[, regime, confidence, latency_us]
                       ) -> int:
@@ -667,7 +684,7 @@ def cash_from_fills(self, init_cash:float) -> float:
     r = self.query_one("SELECT COALESCE(SUM(CASE side WHEN 'buy' THEN qty * price ELSE -qty * price END), 0), COALESCE(SUM(fee), 0) FROM fills")
     return float(init_cash) - r[0] - r[1]
 
-# %% ../nbs/10_store.ipynb #1e41ae26
+# %% ../nbs/10_store.ipynb #8a78dd4a
 @patch_to(Store)
 def record_equity(self, ts_ns, cash:float, equity:float,
                   positions:dict=None, # {symbol: qty}; default the store's non-flat positions
@@ -690,6 +707,25 @@ def record_equity_rows(self, rows, # (ts_ns, cash, equity, positions, drawdown) 
     data = [(_to_ns(t, "ts_ns"), _num(c, "cash"), _num(e, "equity"), p if isinstance(p, str) else _dumps(p), _num(dd, "drawdown")) for t, c, e, p, dd in rows]
     with self.transaction(): self.conn.executemany("INSERT OR REPLACE INTO equity VALUES (?, ?, ?, ?, ?)", data)
     return len(data)
+
+@patch_to(Store)
+def record_equity_block(self, ts_ns, cash, equity, # one value per snapshot: integers (epoch ns), finite numbers
+                        positions, # {symbol: qty} or its JSON text: one for the whole block, or one per snapshot
+                        drawdown, # one finite number per snapshot
+                       ) -> int:
+    "Record a block of account snapshots from arrays in one transaction, as `record_equity_rows` would row by row (a stretch of bars without trades)."
+    ts = np.asarray(ts_ns)
+    if ts.dtype.kind not in "iu" or ts.ndim != 1: raise StoreError(f"equity block: ts_ns of dtype {ts.dtype} and shape {ts.shape}; expected one integer (epoch ns) per snapshot")
+    n, cols = len(ts), []
+    for name, v in (("cash", cash), ("equity", equity), ("drawdown", drawdown)):
+        x = np.asarray(v, dtype="float64")
+        if x.shape != (n,): raise StoreError(f"equity block: {name} of shape {x.shape} for {n} snapshots")
+        if not (ok := np.isfinite(x)).all(): raise StoreError(f"equity block: {name}={float(x[~ok][0])!r} at {int(ts[~ok][0])}: expected a finite number")
+        cols.append(x.tolist())
+    pos = [p if isinstance(p, str) else _dumps(p) for p in positions] if isinstance(positions, (list, tuple)) else [positions if isinstance(positions, str) else _dumps(positions)] * n
+    if len(pos) != n: raise StoreError(f"equity block: {len(pos)} positions for {n} snapshots")
+    with self.transaction(): self.conn.executemany("INSERT OR REPLACE INTO equity VALUES (?, ?, ?, ?, ?)", zip(ts.tolist(), cols[0], cols[1], pos, cols[2]))
+    return n
 
 @patch_to(Store)
 def alert(self, level:str, kind:str, service:str, message:str, ts_ns=None) -> int:
