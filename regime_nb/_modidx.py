@@ -502,6 +502,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'regime_nb.live.RecordWriter.__init__': ('live.html#recordwriter.__init__', 'regime_nb/live.py'),
                                 'regime_nb.live.RecordWriter._loop': ('live.html#recordwriter._loop', 'regime_nb/live.py'),
                                 'regime_nb.live.RecordWriter._run': ('live.html#recordwriter._run', 'regime_nb/live.py'),
+                                'regime_nb.live.RecordWriter._write_alone': ('live.html#recordwriter._write_alone', 'regime_nb/live.py'),
                                 'regime_nb.live.RecordWriter.add': ('live.html#recordwriter.add', 'regime_nb/live.py'),
                                 'regime_nb.live.RecordWriter.add_equity': ('live.html#recordwriter.add_equity', 'regime_nb/live.py'),
                                 'regime_nb.live.RecordWriter.close': ('live.html#recordwriter.close', 'regime_nb/live.py'),

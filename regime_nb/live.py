@@ -775,7 +775,7 @@ def percentiles_us(xs, qs=(50, 99)) -> dict:
     a = np.asarray(xs, dtype="float64")
     return {f"p{q}_us": (float(np.percentile(a, q)) / 1e3 if len(a) else None) for q in qs}
 
-# %% ../nbs/12_live.ipynb #57040bb5
+# %% ../nbs/12_live.ipynb #141434d2
 def record_intent(store, rec:dict) -> bool:
     "Record a journaled decision and its order intent; False if the store has the order already."
     o = rec["order"]
@@ -818,13 +818,16 @@ class RecordWriter:
                     self.written += len(ops) + len(eq)
                 except Exception as e:
                     self.log.warning("a batch of %d records failed (%r): writing them one by one", len(ops) + len(eq), e)
-                    for what, one in [*((op[0], lambda op=op: self._run(op)) for op in ops), *(("equity", lambda r=r: self.store.record_equity_rows([r])) for r in eq)]:
-                        try:
-                            with self.store.transaction(): one()
-                            self.written += 1
-                        except Exception as e:
-                            self.errors += 1; self.log.error("could not write %s: %r", getattr(what, "__name__", what), e)
+                    for op in ops: self._write_alone(op[0], self._run, op)
+                    for r in eq: self._write_alone("equity", self.store.record_equity_rows, [r])
             finally: self.busy = False
+    def _write_alone(self, what, fn, arg):
+        "Write one record in its own transaction; a failure is counted and logged, and loses only this record."
+        try:
+            with self.store.transaction(): fn(arg)
+            self.written += 1
+        except Exception as e:
+            self.errors += 1; self.log.error("could not write %s: %r", getattr(what, "__name__", what), e)
     def close(self):
         "Stop the thread and write what is left."
         self.stopping = True; self.wake.set(); self.thread.join(); self.flush()
@@ -933,7 +936,7 @@ class TradingService(Service):
         if not self.writer.errors: self.journal.clear()
         self.journal.close(); super().close()
 
-# %% ../nbs/12_live.ipynb #59c6c6f2
+# %% ../nbs/12_live.ipynb #dfac2a54
 from fastcore.basics import patch_to
 
 @patch_to(TradingService)
@@ -1046,7 +1049,7 @@ def run_quiet(self) -> int:
     for t in ts: self.queue.popleft(); del probs[t]
     o = out[:n]
     self.returns.extend(o[0 if self.last_close else 1:, 4].tolist()); self.live_returns.extend(o[0 if self.last_equity else 1:, 5].tolist())
-    self.writer.add("record_equity_block", np.array(ts), o[:, 0].copy(), o[:, 2].copy(), self.positions_json(float(o[0, 1])), o[:, 7].copy())  # no order: the units stay put
+    self.writer.add("record_equity_block", np.array(ts), o[:, 0], o[:, 2], self.positions_json(float(o[0, 1])), o[:, 7])  # no order: the units stay put (`out` is this call's own)
     self.bar_latency_ns.extend([now - s for _, s, _ in ready[:n]])
     self.last_close, self.last_equity, self.peak = float(closes[n - 1]), float(o[-1, 2]), float(o[-1, 6])
     self.risk.on_equity(float(o[:, 2].max()), now); self.risk.on_equity(float(o[-1, 2]), now)  # the peak and the last equity, as bar by bar
