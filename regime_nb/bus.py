@@ -360,7 +360,7 @@ def replies(self:AsyncClient, now_ns:int|None=None) -> list:
         except zmq.Again: pass
     return out
 
-# %% ../nbs/11_bus.ipynb #88e44e59
+# %% ../nbs/11_bus.ipynb #d468e48e
 class Publisher:
     "PUB socket with per-topic sequence numbers, last-value cache and an optional snapshot server."
     def __init__(self, endpoint:str, # where to bind (or connect, with bind=False); tcp://127.0.0.1:* picks a free port
@@ -368,10 +368,10 @@ class Publisher:
                  bind:bool=True, ctx=None, allow_remote:bool=False,
                  sndhwm:int=10_000, # messages queued per subscriber before new ones are dropped
                  snapshot_endpoint:str|None=None, # ROUTER endpoint answering snapshot requests
-                 curve:dict|None=None, # {"server_secret": ..., optional "client_keys": [...]}
+                 curve:dict|None=None, # {"server_secret": ...} where it binds; {"server_public": ..., "client_public"/"client_secret"} where it connects
                 ):
         self.endpoint, self.source, self.session = endpoint, source, _session()
-        self.sock = _socket(ctx, zmq.PUB, endpoint, bind, allow_remote, curve, server=True, sndhwm=sndhwm)
+        self.sock = _socket(ctx, zmq.PUB, endpoint, bind, allow_remote, curve, server=bind, sndhwm=sndhwm)  # CURVE: the side that binds serves
         if bind: self.endpoint = self.sock.last_endpoint.decode()  # the port, when bound to tcp://HOST:*
         self.seqs, self.last, self.sent = {}, {}, 0
         self.snapshots = None if snapshot_endpoint is None else Server(snapshot_endpoint, self._snapshot, source, True, ctx, allow_remote, curve)
@@ -413,7 +413,7 @@ class Gap:
     @property
     def missing(self) -> int: return self.seq - self.expected
 
-# %% ../nbs/11_bus.ipynb #ccc26eba
+# %% ../nbs/11_bus.ipynb #364125ea
 class Subscriber:
     "SUB socket that detects gaps and duplicates per (source, topic) and can start from a snapshot."
     def __init__(self, endpoint:str, # the publisher's endpoint
@@ -423,10 +423,10 @@ class Subscriber:
                  on_gap=None, # called with each `Gap`
                  monitor=None, # a `HeartbeatMonitor` fed with every heartbeat
                  deliver_heartbeats:bool=False, # also return heartbeats from `recv`
-                 curve:dict|None=None, # {"server_public": ..., optional "client_public"/"client_secret"}
+                 curve:dict|None=None, # {"server_public": ..., optional "client_public"/"client_secret"}; where it binds (an ingest point), {"server_secret": ..., "client_keys": [...]}
                 ):
         self.endpoint, self.ctx, self.allow_remote, self.curve = endpoint, ctx, allow_remote, curve
-        self.sock = _socket(ctx, zmq.SUB, endpoint, bind, allow_remote, curve, server=False, rcvhwm=rcvhwm)
+        self.sock = _socket(ctx, zmq.SUB, endpoint, bind, allow_remote, curve, server=bind, rcvhwm=rcvhwm)  # CURVE: the side that binds serves
         for t in (*topics, HB_PREFIX): self.sock.setsockopt(zmq.SUBSCRIBE, t.encode())
         self.on_gap, self.monitor, self.deliver_heartbeats = on_gap, monitor, deliver_heartbeats
         self.state = {}  # (source, topic) -> [session, last seq]

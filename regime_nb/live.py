@@ -407,7 +407,7 @@ class Service:
             sub.monitor = mon
     def close(self): self.pub.close()
 
-# %% ../nbs/12_live.ipynb #4f82a428
+# %% ../nbs/12_live.ipynb #f547f56a
 class FeedHandler(Service):
     "Replay bars or ticks: validate each one, publish `bar.<symbol>` (ticks aggregated into bars), record the bars; resume after a restart."
     name = "feed"
@@ -423,7 +423,8 @@ class FeedHandler(Service):
         self.progress = SnapshotFile(Path(cfg.run_dir)/"feed.progress")
         self.pos = self.resume = self.progress.read({}).get("pos", self.first)  # next row to read; where a restart resumes (the open bar's first tick)
         for r in self._rows(max(0, self.pos - (1000 if self.ticks else 200)), self.pos): self.guard.check(*r)  # the guard's scale resumes too
-        self.ingest = None if cfg.data != "relay" else Subscriber(cfg.endpoints["ingest"], topics=tuple(f"{k}.{cfg.symbol}" for k in ("bar", "tick", "eof")), bind=True, ctx=self.ctx)  # bound now: what arrives while we wait for listeners is queued
+        self.ingest = None if cfg.data != "relay" else Subscriber(cfg.endpoints["ingest"], topics=tuple(f"{k}.{cfg.symbol}" for k in ("bar", "tick", "eof")), bind=True, ctx=self.ctx,
+                                                                    **cfg.link("server"))  # bound now: what arrives while we wait for listeners is queued; with CURVE, only a vendor holding the client key gets in
 
     def _arrays(self):
         "Timestamps (int64 ns) and values (open, high, low, close, volume; or bid, ask, price, size) of the whole replay, made once."

@@ -265,6 +265,39 @@ def test_an_external_feed_is_relayed_validated_and_traded_like_the_backtest(tmp_
     assert p["bars_live"] == p["bars_backtest"] == len(sp) and p["trades_live"] == p["trades_backtest"] > 5 and p["max_abs_equity_diff"] <= 1e-9, p
 
 @pytest.mark.skipif(not zmq.has("curve"), reason="this libzmq has no CURVE support (built without libsodium)")
+def test_with_curve_keys_the_ingest_point_takes_bars_only_from_a_vendor_holding_the_client_key(tmp_path, registry):
+    from regime_nb.live import make_curve_keys
+    cfg = cfg_for(tmp_path, registry, data="relay", start=None, symbol="ext", curve_dir=str(make_curve_keys(tmp_path/"keys")))
+    sup, res = Supervisor(cfg, out=quiet), {}
+    th = threading.Thread(target=lambda: res.update(stats=sup.run(120)), daemon=True); th.start()
+    ctx = zmq.Context.instance()
+    vendor = Publisher(cfg.endpoints["ingest"], "vendor", bind=False, ctx=ctx, curve=cfg.curve("client"))
+    plain = Publisher(cfg.endpoints["ingest"], "plain", bind=False, ctx=ctx)  # no keys at all
+    spub = cfg.curve("client")["server_public"]
+    opub, osec = zmq.curve_keypair()
+    stranger = Publisher(cfg.endpoints["ingest"], "stranger", bind=False, ctx=ctx, curve={"server_public": spub, "client_public": opub, "client_secret": osec})
+    t_end = time.time() + 30
+    while time.time() < t_end and "trading" not in sup.stats: time.sleep(0.1)
+    time.sleep(1.0)
+    sp = load_dataset("sp500").loc["2016"]
+    cols = {k: (sp.index.asi8 if k == "ts" else sp[k].to_numpy()) for k in ("ts", "open", "high", "low", "close", "volume")}
+    for i in range(0, len(sp), 10):
+        blk = {k: v[i:i + 10].tolist() for k, v in cols.items()}
+        vendor.publish("bar.ext", blk)
+        for p in (plain, stranger): p.publish("bar.ext", dict(blk, ts=[t + 1 for t in blk["ts"]], close=[c * 2 for c in blk["close"]]))  # would be bars (and spikes) of their own
+        time.sleep(0.002)
+    for p in (plain, stranger): p.publish("eof.ext", {})  # an end of stream from them would stop the loop early
+    time.sleep(0.2); vendor.publish("eof.ext", {})
+    th.join(150)
+    for p in (vendor, plain, stranger): p.close()
+    stats = res["stats"]
+    assert stats["trading"]["done"] and not sup.restarts, (stats, sup.restarts)
+    f = stats["feed"]
+    assert (f["rejected"], f.get("bad_messages", 0), f["gaps"], stats["trading"]["bars"]) == ({}, 0, 0, len(sp)), f
+    got = Store(cfg.market_store).query_df("SELECT ts_ns, close FROM bars WHERE symbol = 'ext' ORDER BY ts_ns")
+    np.testing.assert_array_equal(got.ts_ns.to_numpy(), sp.index.asi8); np.testing.assert_array_equal(got.close.to_numpy(), sp.close.to_numpy())
+
+@pytest.mark.skipif(not zmq.has("curve"), reason="this libzmq has no CURVE support (built without libsodium)")
 def test_with_curve_keys_the_loop_trades_and_a_client_without_them_receives_nothing(tmp_path, registry):
     from regime_nb.broker import RemoteBroker
     from regime_nb.bus import RequestTimeout
