@@ -138,7 +138,7 @@ def cmd_registry(args) -> int:
             print(h.to_string() if len(h) else "no promotions yet")
     return 0
 
-# %% ../nbs/14_cli.ipynb #92f8df2a
+# %% ../nbs/14_cli.ipynb #8c78ccb4
 def _floats(s): return tuple(float(x) for x in str(s).split(","))
 
 def _speed(s):
@@ -159,10 +159,10 @@ def _make_strategy(args, n_regimes):
                                                            tick_size=args.tick_size, trail_ticks=args.trail_ticks)
     return TrendFilter(args.window, long_only=args.long_only)
 
-def _spec_with_zscore(args):
+def _feature_spec(args):
+    "The model's features: `--features` JSON, or the seed set."
     from regime_nb.features import FeatureSpec
-    spec = FeatureSpec.from_json(Path(args.features).read_text()) if args.features else FeatureSpec.default()
-    return spec
+    return FeatureSpec.from_json(Path(args.features).read_text()) if args.features else FeatureSpec.default()
 
 def _bt_kw(args):
     return dict(costs_bps=args.costs_bps, slippage_bps=args.slippage_bps, execution=args.execution, max_leverage=args.max_leverage)
@@ -171,23 +171,22 @@ def _out_dir(args, s, name):
     return Path(args.out) if args.out else Path(s.paths.output_dir)/name/time.strftime("%Y%m%d-%H%M%S")
 
 def _fit_on_first_part(args, bars):
-    "Fit the model on the first `--train-frac` of the bars; return the model, the strategy inputs for every bar, and the cut."
-    from regime_nb.features import FeatureSpec, compute_features
+    "Fit the model on the first `--train-frac` of the bars; return the model, the strategy, its inputs for every bar, and the cut."
+    from regime_nb.features import compute_features
     from regime_nb.strategies import make_inputs
-    X = compute_features(bars, _spec_with_zscore(args))
-    extra = compute_features(bars, FeatureSpec([{"kind": "zscore", "window": 20}])) if args.strategy == "zscore" else None
+    X = compute_features(bars, _feature_spec(args))
     cut = int(len(bars) * args.train_frac)
     model = _make_model(args).fit(X.iloc[:cut])
-    return model, make_inputs(bars, X if extra is None else X.join(extra), model.predict_proba(X)), cut
+    strat = _make_strategy(args, model.n_regimes_)
+    return model, strat, make_inputs(bars, X, model.predict_proba(X), strategy=strat), cut  # with what the strategy reads beyond the model's features
 
-# %% ../nbs/14_cli.ipynb #e2f34d82
+# %% ../nbs/14_cli.ipynb #40a8980e
 def cmd_backtest(args) -> int:
     "Fit the model on the first part of the data, backtest the strategy on the rest, write a report folder."
     from regime_nb.backtest import backtest, save_report
     s = _settings(args)
     bars, symbol = _load_any(args.data)
-    model, inputs, cut = _fit_on_first_part(args, bars)
-    strat = _make_strategy(args, model.n_regimes_)
+    model, strat, inputs, cut = _fit_on_first_part(args, bars)
     regimes = pd.Series(inputs[model.regime_names_].to_numpy().argmax(1), index=bars.index).where(inputs[model.regime_names_].notna().all(axis=1), -1)
     res = backtest(bars.iloc[cut:], strat.targets(inputs).iloc[cut:], regimes=regimes.iloc[cut:].astype(int), **_bt_kw(args))
     out = save_report(res, _out_dir(args, s, "backtest"), extra=dict(command="backtest", data=symbol, model=repr(model), strategy_repr=repr(strat), train_end=str(bars.index[cut - 1])))
@@ -200,7 +199,7 @@ def cmd_walkforward(args) -> int:
     from regime_nb.validation import walk_forward
     s = _settings(args)
     bars, symbol = _load_any(args.data)
-    spec = _spec_with_zscore(args)
+    spec = _feature_spec(args)
     model = _make_model(args)
     k = args.k or args.max_k
     wf = walk_forward(bars, model, _make_strategy(args, k), spec=spec, train=args.train, test=args.test, val=args.val,
@@ -237,14 +236,14 @@ def _parse_gates(items):
         gates[m.group(1)] = (m.group(2), float(m.group(3)))
     return gates or None
 
-# %% ../nbs/14_cli.ipynb #e971f966
+# %% ../nbs/14_cli.ipynb #63e7d804
 def cmd_sweep(args) -> int:
     "Backtest the strategy over a parameter grid (joblib or Dask); write the sorted table."
     from regime_nb.validation import sweep
     s = _settings(args)
     bars, symbol = _load_any(args.data)
-    model, inputs, cut = _fit_on_first_part(args, bars)
-    table = sweep(bars.iloc[cut:], _make_strategy(args, model.n_regimes_), _parse_grid(args.grid), inputs=inputs.iloc[cut:], sort_by=args.sort_by,
+    model, strat, inputs, cut = _fit_on_first_part(args, bars)
+    table = sweep(bars.iloc[cut:], strat, _parse_grid(args.grid), inputs=inputs.iloc[cut:], sort_by=args.sort_by,
                   gates=_parse_gates(args.gate), n_jobs=args.jobs, scheduler=args.scheduler, progress=not args.quiet, **_bt_kw(args))
     out = _out_dir(args, s, "sweep"); out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out/"sweep.csv", index=False); table.to_json(out/"sweep.json", orient="records", indent=2)
@@ -258,7 +257,7 @@ def cmd_scan(args) -> int:
     s = _settings(args)
     sources = [x for x in args.sources.split(",") if x]
     k = args.k or args.max_k
-    pipe = RegimePipeline(_make_model(args), _make_strategy(args, k), spec=_spec_with_zscore(args), train_frac=args.train_frac, backtest_kw=_bt_kw(args))
+    pipe = RegimePipeline(_make_model(args), _make_strategy(args, k), spec=_feature_spec(args), train_frac=args.train_frac, backtest_kw=_bt_kw(args))
     table = scan(sources, pipe, gates=_parse_gates(args.gate), sort_by=args.sort_by, n_jobs=args.jobs, scheduler=args.scheduler, progress=not args.quiet)
     out = _out_dir(args, s, "scan"); out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out/"scan.csv", index=False); table.to_json(out/"scan.json", orient="records", indent=2)
@@ -267,7 +266,7 @@ def cmd_scan(args) -> int:
     print(f"{int(table.passed.sum())} of {len(table)} pass the gates; report: {out}")
     return 0
 
-# %% ../nbs/14_cli.ipynb #dd2981f9
+# %% ../nbs/14_cli.ipynb #49725c36
 def cmd_live_keys(args) -> int:
     "Make the CURVE keys `live --curve-dir` reads."
     from regime_nb.live import make_curve_keys
@@ -302,7 +301,7 @@ def cmd_demo(args) -> int:
     print(format_summary(res))
     return 0
 
-# %% ../nbs/14_cli.ipynb #9020f2d3
+# %% ../nbs/14_cli.ipynb #77012787
 def make_parser() -> argparse.ArgumentParser:
     "The `regime-nb` argument parser with all its subcommands."
     p = argparse.ArgumentParser(prog="regime-nb", description="Market-regime research to live trading, from notebooks.")

@@ -413,3 +413,16 @@ def test_close_only_bars_replay_through_the_loop_like_the_backtest(tmp_path, reg
     assert stats["trading"]["done"] and not sup.restarts and not stats["feed"]["rejected"], (stats["feed"], sup.restarts)
     p = parity_check(cfg)
     assert p["bars_live"] == p["bars_backtest"] > 400 and p["trades_live"] == p["trades_backtest"] and p["max_abs_equity_diff"] <= 1e-9, p
+
+@pytest.mark.parametrize("strategy,speed", [  # strategies that read more than the regimes: a z-score, prices and volume, a volatility
+    ({"kind": "ZScoreRegimeSwitch", "trending": [1], "tick_size": 1.0, "trail_ticks": 40, "min_confidence": 0.0}, 0.0),
+    ({"kind": "ZScoreRegimeSwitch", "trending": [1], "tick_size": 1.0, "trail_ticks": 40, "min_confidence": 0.0}, 400.0),
+    ({"kind": "TrendFilter", "window": 50}, 0.0),
+    ({"kind": "RegimeExposure", "exposures": [1.0, 0.2], "vol_target": 0.15}, 0.0)])
+def test_a_strategy_that_reads_its_own_features_trades_live_like_the_backtest(tmp_path, registry, strategy, speed):
+    cfg = cfg_for(tmp_path, registry, strategy=strategy, speed=speed, start="2016-01-01")
+    sup = Supervisor(cfg, out=quiet)
+    stats = sup.run(120)
+    assert stats["trading"]["done"] and not sup.restarts, (stats, sup.restarts)
+    p = parity_check(cfg)
+    assert p["bars_live"] == p["bars_backtest"] > 700 and p["trades_live"] == p["trades_backtest"] > 5 and p["max_abs_equity_diff"] <= 1e-9, p

@@ -61,3 +61,18 @@ def test_scan_keeps_passing_assets_and_reports_broken_ones(tmp_path):
     assert res.passed.iloc[0] or not res.passed.any()
     assert res.set_index("source").loc[str(bad), "error"] != ""
     assert (res.passed == (res.max_drawdown <= 0.45)).iloc[:3].all()
+
+def test_a_strategy_that_reads_a_feature_the_model_does_not_walks_forward_on_it(nasdaq):
+    bars = nasdaq.loc["2004":"2009"]
+    zs = ZScoreRegimeSwitch(trending=(1,), tick_size=1.0, trail_ticks=40, min_confidence=0.0)
+    wf = walk_forward(bars, GMMRegime(2, random_state=0), zs, train=504, test=126)  # the model reads returns and volatilities only
+    assert all(m.n_features_in_ == 5 for m in wf.models)
+    z = ((bars.close - bars.close.rolling(20).mean()) / bars.close.rolling(20).std()).rename("zscore_20")
+    X = FeatureSpec.default()
+    from regime_nb.features import compute_features
+    X = compute_features(bars, X)
+    for (i, row), m in zip(wf.folds.iterrows(), wf.models):  # each fold's targets: the strategy over the model's probabilities and a pandas z-score
+        lo, a, b = bars.index.get_loc(row.train_start), bars.index.get_loc(row.test_start), bars.index.get_loc(row.test_end) + 1
+        inp = pd.concat([bars.iloc[lo:b], X.iloc[lo:b], m.predict_proba(X.iloc[lo:b]), z.iloc[lo:b]], axis=1)
+        np.testing.assert_allclose(wf.targets.loc[bars.index[a]:bars.index[b - 1]].to_numpy(), zs.targets(inp).iloc[a - lo:].to_numpy(), atol=1e-9)
+    assert wf.stats["n_trades"] > 5
