@@ -180,7 +180,7 @@ def _fit_on_first_part(args, bars):
     strat = _make_strategy(args, model.n_regimes_)
     return model, strat, make_inputs(bars, X, model.predict_proba(X), strategy=strat), cut  # with what the strategy reads beyond the model's features
 
-# %% ../nbs/14_cli.ipynb #40a8980e
+# %% ../nbs/14_cli.ipynb #dfef7c9c
 def cmd_backtest(args) -> int:
     "Fit the model on the first part of the data, backtest the strategy on the rest, write a report folder."
     from regime_nb.backtest import backtest, save_report
@@ -191,7 +191,21 @@ def cmd_backtest(args) -> int:
     res = backtest(bars.iloc[cut:], strat.targets(inputs).iloc[cut:], regimes=regimes.iloc[cut:].astype(int), **_bt_kw(args))
     out = save_report(res, _out_dir(args, s, "backtest"), extra=dict(command="backtest", data=symbol, model=repr(model), strategy_repr=repr(strat), train_end=str(bars.index[cut - 1])))
     print(res.report().round(4).to_string()); print(f"report: {out}")
+    if args.register: _register_validated(args, s, model, strat, bars, symbol, cut, res)
     return 0
+
+def _register_validated(args, s, model, strat, bars, symbol, cut, res):
+    "Register the model fitted on the first part with the figures its strategy made on the rest: what the live degradation check judges it by."
+    from regime_nb.risk import validation_figures
+    metrics = dict(n_regimes=model.n_regimes_, **validation_figures(res.returns, res.periods_per_year), validation_start=str(bars.index[cut]),
+                   validation_end=str(bars.index[-1]), validation_strategy=repr(strat))
+    with _registry(args, s) as reg:
+        v = reg.register(model, spec=_feature_spec(args), data=bars.iloc[:cut], symbol=symbol, metrics=metrics, tags=args.tag or ())
+        print(f"registered version {v} in {reg.root}: validation Sharpe {metrics['validation_sharpe']:.3f}, hit rate {metrics['validation_hit_rate']:.3f} "
+              f"over {metrics['validation_bars']} bars ({metrics['validation_start'][:10]} .. {metrics['validation_end'][:10]})")
+        if args.alias:
+            prev = reg.promote(v, args.alias, reason=args.reason or f"regime-nb backtest --register on {symbol}: validated {metrics['validation_start'][:10]} .. {metrics['validation_end'][:10]}")
+            print(f"promoted version {v} to {args.alias} (was {prev})")
 
 def cmd_walkforward(args) -> int:
     "Walk-forward validation: refit every `--test` bars, stitch the out-of-sample windows, write a report folder."
@@ -301,7 +315,7 @@ def cmd_demo(args) -> int:
     print(format_summary(res))
     return 0
 
-# %% ../nbs/14_cli.ipynb #77012787
+# %% ../nbs/14_cli.ipynb #80211c28
 def make_parser() -> argparse.ArgumentParser:
     "The `regime-nb` argument parser with all its subcommands."
     p = argparse.ArgumentParser(prog="regime-nb", description="Market-regime research to live trading, from notebooks.")
@@ -353,6 +367,12 @@ def make_parser() -> argparse.ArgumentParser:
         q = sub.add_parser(name, help=hlp)
         if name == "scan": q.add_argument("--sources", default="sp500,nasdaq,wti", help="comma-separated dataset names and/or files")
         else: q.add_argument("--data", default="sp500", help="bundled dataset name or bars file")
+        if name == "backtest":
+            q.add_argument("--register", action="store_true", help="register the model fitted on the first part, with the strategy's out-of-sample figures as its validation figures")
+            q.add_argument("--alias", help="with --register: promote the new version to this alias (e.g. champion)")
+            q.add_argument("--registry", help="registry folder (default: [paths] registry)")
+            q.add_argument("--tag", action="append", help="with --register: free tag for the new version (repeatable)")
+            q.add_argument("--reason", help="with --register --alias: reason recorded with the promotion")
         q.add_argument("--model", choices=["gmm", "hmm", "kmeans", "rule"], default="gmm")
         q.add_argument("--k", type=int, default=2, help="number of regimes (default 2: calm and turbulent)")
         q.add_argument("--max-k", type=int, default=2); q.add_argument("--min-k", type=int, default=1)

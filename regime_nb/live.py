@@ -961,7 +961,7 @@ class TradingService(Service):
         if not self.writer.errors: self.journal.clear()
         self.journal.close(); super().close()
 
-# %% ../nbs/12_live.ipynb #a239159b
+# %% ../nbs/12_live.ipynb #bf11ab53
 from fastcore.basics import patch_to
 
 @patch_to(TradingService)
@@ -1166,6 +1166,10 @@ def on_version(self, version):
     except Exception as e:
         metrics = {}; self.writer.add("alert", "warning", "validation_figures", self.name, f"no validation figures for model {version}: {e}")
     self.validation = {k: float(metrics[f"validation_{k}"]) for k in ("sharpe", "hit_rate") if metrics.get(f"validation_{k}") is not None}
+    ppy = metrics.get("validation_periods_per_year")
+    if "sharpe" in self.validation and ppy:  # annualized as the live Sharpe will be (`RiskLimits.periods_per_year`)
+        self.validation["sharpe"] *= math.sqrt(self.risk.limits.periods_per_year / float(ppy))
+    if not self.validation: self.writer.add("alert", "info", "validation_figures", self.name, f"model {version} has no validation figures: the degradation check is off for it")
 
 @patch_to(TradingService)
 def on_message(self, m):

@@ -256,7 +256,7 @@ def unit_var(returns, # per-bar returns, oldest first (non-finite values are dro
     q = part[lo] + (h - lo) * (part[hi] - part[lo])
     return float(-q if side > 0 else q), len(r)
 
-# %% ../nbs/08_risk.ipynb #e9d859d2
+# %% ../nbs/08_risk.ipynb #b30d6bd0
 def _check_var(rm, c):
     L = rm.limits
     if L.var_limit is None or _is_reducing(c): return None
@@ -270,19 +270,30 @@ def _check_var(rm, c):
     return _cap_position(rm, c, L.var_limit / u * c.equity / unit,
                          f"{L.var_confidence:.0%} VaR after order {var:.4g} of equity > var_limit {L.var_limit:g}")
 
+def return_figures(returns, periods_per_year:float=252.0) -> tuple[float, float]:
+    "Annualized Sharpe and hit rate (the share of bars that moved and gained) of per-bar returns: what the degradation check compares."
+    r = np.asarray(returns, dtype="float64"); r = r[np.isfinite(r)]
+    sd = float(r.std(ddof=1)) if len(r) > 1 else 0.0
+    traded = r[r != 0]
+    return (float(r.mean()) / sd * math.sqrt(periods_per_year) if sd > 0 else 0.0), (float((traded > 0).mean()) if len(traded) else 0.0)
+
+def validation_figures(returns, periods_per_year:float=252.0) -> dict:
+    "Registry metrics a model is judged by live: `validation_sharpe`, `validation_hit_rate` of out-of-sample per-bar returns, and how they were annualized."
+    r = np.asarray(returns, dtype="float64")
+    if np.isfinite(r).sum() < 2: raise RegimeNbError(f"validation figures need at least 2 finite out-of-sample returns; got {int(np.isfinite(r).sum())}")
+    sharpe, hit = return_figures(r, periods_per_year)
+    return dict(validation_sharpe=sharpe, validation_hit_rate=hit, validation_bars=int(np.isfinite(r).sum()), validation_periods_per_year=float(periods_per_year))
+
 def _check_degradation(rm, c):
     m, L = c.m, rm.limits
     if m.live_returns is None or (m.validation_sharpe is None and m.validation_hit_rate is None) or _is_reducing(c): return None
     r = np.asarray(m.live_returns, dtype="float64")[-L.degradation_window:]
     if len(r) < L.degradation_window: return None  # not enough live evidence yet
+    sharpe, hit = return_figures(r, L.periods_per_year)
     if m.validation_sharpe is not None:
-        sd = float(r.std(ddof=1))
-        sharpe = float(r.mean()) / sd * math.sqrt(L.periods_per_year) if sd > 0 else 0.0
         if not sharpe >= m.validation_sharpe - L.degradation_tolerance:
             return _only_reducing(c, f"model {m.model_version} live Sharpe {sharpe:.3g} over {len(r)} bars < validation {m.validation_sharpe:.3g} - degradation_tolerance {L.degradation_tolerance:g}")
     if m.validation_hit_rate is not None:
-        traded = r[r != 0]
-        hit = float((traded > 0).mean()) if len(traded) else 0.0
         if not hit >= m.validation_hit_rate - L.hit_rate_tolerance:
             return _only_reducing(c, f"model {m.model_version} live hit rate {hit:.3g} over {len(r)} bars < validation {m.validation_hit_rate:.3g} - hit_rate_tolerance {L.hit_rate_tolerance:g}")
 

@@ -116,3 +116,23 @@ def test_sweep_over_exposures_on_a_file(cli, tmp_path):
     r = cli("sweep", "--data", f, "--grid", "exposures=1.5|0.3,1|0,1|1", "--out", tmp_path/"sw", "--quiet", "--jobs", "2")
     assert r.returncode == 0, r.stderr
     assert len(pd.read_csv(tmp_path/"sw"/"sweep.csv")) == 3
+
+def test_backtest_register_records_the_out_of_sample_figures_the_live_check_judges_by(cli, tmp_path):
+    import numpy as np
+    reg, out = tmp_path/"reg", tmp_path/"bt"
+    r = cli("backtest", "--data", "nasdaq", "--model", "gmm", "--k", "2", "--strategy", "zscore", "--tick-size", "1", "--trail-ticks", "40",
+            "--register", "--alias", "champion", "--registry", reg, "--out", out, "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "registered version 1" in r.stdout and "promoted version 1 to champion" in r.stdout, r.stdout
+    shown = json.loads(cli("registry", "show", "champion", "--registry", reg).stdout)
+    m = shown["metrics"]
+    eq = pd.read_csv(out/"equity.csv", index_col=0).equity.to_numpy()
+    rets = np.diff(np.concatenate([[1.0], eq])) / np.concatenate([[1.0], eq[:-1]])  # per-bar returns of the out-of-sample equity (from 1.0)
+    moved = rets[rets != 0]
+    assert m["validation_bars"] == len(eq) and m["validation_periods_per_year"] == 252
+    assert abs(m["validation_sharpe"] - rets.mean() / rets.std(ddof=1) * np.sqrt(252)) < 1e-9
+    assert abs(m["validation_hit_rate"] - (moved > 0).mean()) < 1e-12
+    assert "ZScoreRegimeSwitch" in m["validation_strategy"] and pd.Timestamp(shown["data_end"]) < pd.Timestamp(m["validation_start"])  # fitted before it was validated
+    r = cli("backtest", "--data", "nasdaq", "--register", "--registry", reg, "--train-frac", "0.99999", "--quiet")
+    assert r.returncode == 2 and "a backtest needs at least 2 bars" in r.stderr, (r.returncode, r.stderr[-300:])  # nothing to validate on
+    assert json.loads(cli("registry", "show", "champion", "--registry", reg).stdout)["version"] == 1 and "registered" not in r.stdout  # and nothing registered
