@@ -7,9 +7,10 @@ fsyncs each order's intent before sending it, "process" survives any process cra
 
 Three references are measured in the same run: the same per-bar work in one process with no sockets and no store (the
 alternative without services); the transport floor, a bare pyzmq PUB/SUB message relayed between processes over the
-loop's default ipc:// transport through the two hops a bar takes to become an order (feed -> trading -> broker) and the
-four hops of its regime (feed -> features -> prediction -> trading); and the disk's durable-write latency (a small
-append and fdatasync in the run folder), the floor of an order's latency with durability="full".
+loop's default ipc:// transport, at 1k and 10k messages/s, through the two hops a bar takes to the broker (feed -> trading
+-> broker) and the four an order takes, its regime first (feed -> features -> prediction -> trading -> broker); and the
+disk's durable-write latency (a small append and fdatasync in the run folder), which an order pays on top with
+durability="full". The four hops and the write together are a floor under feed -> order that no work can go below.
 
 Run: .venv/bin/python bench/bench_live.py
 """
@@ -114,11 +115,15 @@ if __name__ == "__main__":
               f"feed -> decision p50 {s['bar_p50_us'] or 0:,.0f} us, p99 {s['bar_p99_us'] or 0:,.0f} us")
         if cpu: print("    CPU per bar (us): " + ", ".join(f"{k} {v:,.1f}" for k, v in cpu.items()) + f"; all {sum(cpu.values()):,.1f} (2 cores give {2e6 / (speed or s['bars_per_s'] or 1):,.0f})")
         if not speed and s["bars"] == n: max_rate = max(max_rate, s["bars_per_s"] or 0)
-    for hops, what in ((2, "feed -> trading -> broker"), (4, "feed -> features -> prediction -> trading")):
-        f50, f99 = transport_floor(d, hops=hops)
-        print(f"  transport floor, a bare message through {hops} ipc PUB/SUB hops ({what}) at 1,000 msgs/s: p50 {f50:,.0f} us, p99 {f99:,.0f} us")
+    floor = {}
+    for rate in (1_000.0, 10_000.0):
+        for hops, what in ((2, "a bar: feed -> trading -> broker"), (4, "its regime, then the order: feed -> features -> prediction -> trading -> broker")):
+            f50, f99 = floor[rate, hops] = transport_floor(d, rate=rate, n=3_000 if rate < 5_000 else 20_000, hops=hops)
+            print(f"  transport floor, a bare message through {hops} ipc PUB/SUB hops ({what}) at {rate:,.0f} msgs/s: p50 {f50:,.0f} us, p99 {f99:,.0f} us")
     w50, w99 = durable_write(d)
     print(f"  durable write on this disk (200-byte append + fdatasync): p50 {w50:,.0f} us, p99 {w99:,.0f} us")
+    print(f"  so at 10,000 bars/s an order written durably before it is sent (durability=full) reaches the broker after at least the 4 hops and the write: "
+          f"p50 >= {floor[10_000.0, 4][0] + w50:,.0f} us before any work is done (target 250 us)")
     shutil.rmtree(d, ignore_errors=True)
     alt = in_process(bars.iloc[:N_WARM + 30_000], model, N_WARM)
     print(f"  same per-bar work in one process without sockets or store: {alt:,.0f} bars/s; ratio to the live loop's best sustained rate {alt / max_rate:.1f}x")

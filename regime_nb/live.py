@@ -833,7 +833,7 @@ class RecordWriter:
         "Stop the thread and write what is left."
         self.stopping = True; self.wake.set(); self.thread.join(); self.flush()
 
-# %% ../nbs/12_live.ipynb #918d9c7b
+# %% ../nbs/12_live.ipynb #beaeede8
 class TradingService(Service):
     "Per bar: execute (engine step → risk → store → broker, pipelined) on arrival; decide (strategy step) when its regime arrives."
     name = "trading"
@@ -866,7 +866,7 @@ class TradingService(Service):
         self.decided_ts, self.last_bar, self.last_sent_ns = -1, None, 0  # the last bar decided; the last bar executed and when the feed sent it
         self.working, self.fill_seq, self.resync, self.broker_down = {}, 0, False, False  # working: client order id -> id of the request that sent it
         self.broker_open, self.sent_now = set(), False  # orders the broker's last answer said may still fill; an order sent on this bar
-        self.intents, self.outbox, self.processed, self.quiet_size = [], [], 0, 64  # this message's order intents; requests waiting for them to be journaled; bars read for a quiet stretch
+        self.intents, self.outbox, self.processed, self.quiet_size, self.quiet_stop_ts = [], [], 0, 64, -1  # this message's order intents; requests waiting for them to be journaled; bars read for a quiet stretch; the bar the last one stopped at
         self.latency_ns, self.bar_latency_ns, self.order_hop_ns, self.returns = deque(maxlen=20_000), deque(maxlen=20_000), deque(maxlen=20_000), deque(maxlen=250)
         self.first_bar_ns = self.last_bar_ns = self.probs_now = None
         self.last_close, self.halted, self.peak, self.risk_saved, self.n_msgs = None, [], -math.inf, 0.0, 0
@@ -961,7 +961,7 @@ class TradingService(Service):
         if not self.writer.errors: self.journal.clear()
         self.journal.close(); super().close()
 
-# %% ../nbs/12_live.ipynb #bf11ab53
+# %% ../nbs/12_live.ipynb #a4e7404f
 from fastcore.basics import patch_to
 
 @patch_to(TradingService)
@@ -1057,6 +1057,7 @@ def quiet_run_nb(state, params, opens, closes, X, code, sstate, sparams, pending
 def run_quiet(self) -> int:
     "Run the longest stretch of queued bars whose regimes are here through `quiet_run_nb` (one compiled call for what the per-bar path would do); how many it ran."
     if self.risk.killed or self.halted or self.broker_open or self.broker_down or self.sent_now or self.decided_ts < self.last_ts: return 0
+    if self.queue[0][0]["ts"] == self.quiet_stop_ts: return 0  # the last stretch stopped at this bar: it needs the per-bar path, no second look
     ready, size, probs = [], self.quiet_size, self.probs
     for bar, sent in itertools.islice(self.queue, size):
         p = probs.get(bar["ts"])
@@ -1077,6 +1078,7 @@ def run_quiet(self) -> int:
         self.feats.state[:] = f0; self.feats.n_bars = nb0
         if n: self.feats.update_rows(rows[:n])
     self.quiet_size = min(2 * size, 512) if n == size else max(16, 2 * n)  # the next stretch is read as far as this one is likely to run
+    if n < m: self.quiet_stop_ts = ready[n][0]["ts"]
     if n == 0: return 0
     now, ts = time.time_ns(), [b["ts"] for b, _, _ in ready[:n]]
     for t in ts: self.queue.popleft(); del probs[t]
