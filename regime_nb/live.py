@@ -18,13 +18,13 @@ from .risk import MarketState, OrderRequest
 from .strategies import make_inputs, strategy_run_nb, strategy_step_nb
 
 # %% auto #0
-__all__ = ['DURABILITY', 'PUBLISHERS', 'TICK_COLUMNS', 'BAR_KINDS', 'BAR_FIELDS', 'SERVICE_ORDER', 'free_endpoint',
+__all__ = ['DURABILITY', 'PUBLISHERS', 'TICK_COLUMNS', 'BAR_KINDS', 'BAR_FIELDS', 'PX', 'SERVICE_ORDER', 'free_endpoint',
            'make_curve_keys', 'local_endpoint', 'LiveConfig', 'SnapshotFile', 'IntentJournal', 'is_ticks',
-           'recorded_bars', 'replay_data', 'replay_bars', 'bar_guard_block_nb', 'BarGuard', 'bars_from_body',
-           'rows_from_body', 'bars_body', 'features_from_body', 'regimes_from_body', 'Service', 'FeedHandler',
-           'model_spec', 'FeatureService', 'ServedModel', 'PredictionService', 'make_strategy', 'percentiles_us',
-           'record_intent', 'RecordWriter', 'TradingService', 'quiet_run_nb', 'JournaledBroker', 'LiveBroker',
-           'service_main', 'Supervisor', 'LiveView', 'parity_check']
+           'recorded_bars', 'replay_data', 'replay_bars', 'bar_guard_block_nb', 'BarGuard', 'bar_columns_from_body',
+           'bars_from_body', 'rows_from_body', 'bars_body', 'features_from_body', 'regimes_from_body', 'BarQueue',
+           'Service', 'FeedHandler', 'model_spec', 'FeatureService', 'ServedModel', 'PredictionService',
+           'make_strategy', 'percentiles_us', 'record_intent', 'RecordWriter', 'TradingService', 'quiet_run_nb',
+           'JournaledBroker', 'LiveBroker', 'service_main', 'Supervisor', 'LiveView', 'parity_check']
 
 # %% ../nbs/12_live.ipynb #60d6bb3d
 DURABILITY = ("full", "process")
@@ -316,25 +316,31 @@ class BarGuard:
         if self.n > self.warmup and self.scale > 0 and abs(math.log(c / self.last_close)) > self.spike_z * 1.2533 * self.scale: return "spike"
         return None
 
-# %% ../nbs/12_live.ipynb #5153e7cb
+# %% ../nbs/12_live.ipynb #d862362c
 BAR_FIELDS = ("ts", "open", "high", "low", "close", "volume")
+PX = {k: i for i, k in enumerate(BAR_FIELDS[1:])}  # a price field's column in `BarQueue.px`
 
 def _is_int(x): return isinstance(x, int) and not isinstance(x, bool)
 def _is_real(x): return isinstance(x, (int, float)) and not isinstance(x, bool)
 def _all_ints(xs) -> bool: return set(map(type, xs)) <= {int}  # exact types, checked in C: what msgpack decodes (a bool is not a number here)
 def _all_reals(xs) -> bool: return set(map(type, xs)) <= {int, float}
 
-def bars_from_body(body) -> list|None:
-    "The bars (dicts) in a message body, one or a block; None if it is not well formed."
+def bar_columns_from_body(body) -> list|None:
+    "The bars in a message body, one or a block, as columns (lists in `BAR_FIELDS` order); None if it is not well formed."
     if not isinstance(body, dict) or any(k not in body for k in BAR_FIELDS): return None
     ts = body["ts"]
     if isinstance(ts, list):
         cols = [body[k] for k in BAR_FIELDS]
         if not ts or not all(isinstance(c, list) and len(c) == len(ts) for c in cols): return None
         if not _all_ints(ts) or not all(map(_all_reals, cols[1:])): return None
-        return [dict(zip(BAR_FIELDS, r)) for r in zip(*cols)]
+        return cols
     if not _is_int(ts) or not all(_is_real(body[k]) for k in BAR_FIELDS[1:]): return None
-    return [{k: body[k] for k in BAR_FIELDS}]
+    return [[body[k]] for k in BAR_FIELDS]
+
+def bars_from_body(body) -> list|None:
+    "The bars (dicts) in a message body, one or a block; None if it is not well formed."
+    cols = bar_columns_from_body(body)
+    return None if cols is None else [dict(zip(BAR_FIELDS, r)) for r in zip(*cols)]
 
 def rows_from_body(body, names) -> list|None:
     "Row tuples (values in `names` order) of a body holding one record or columns of a block; None if it is not well formed (values are the guard's to judge)."
@@ -364,6 +370,40 @@ def regimes_from_body(body) -> list|None:
     flat = list(itertools.chain.from_iterable(probs))
     if set(map(type, flat)) != {float} or math.inf in flat or -math.inf in flat: return None
     return list(zip(ts, probs))
+
+# %% ../nbs/12_live.ipynb #b7d24b16
+class BarQueue:
+    "Bars waiting to be executed, oldest first, as columns: appended a message's block at a time, taken a stretch or a bar at a time."
+    def __init__(self):
+        self.ts, self.sent, self.head = np.empty(0, "int64"), np.empty(0, "int64"), 0
+        self.px = np.empty((0, 5))  # open, high, low, close, volume
+    def __len__(self): return len(self.ts) - self.head
+    def __bool__(self): return len(self.ts) > self.head
+    def last_ts(self, default:int) -> int: return int(self.ts[-1]) if len(self) else default
+    def first_ts(self) -> int: return int(self.ts[self.head])
+
+    def append(self, cols:list, sent_ns:int, after_ts:int) -> int:
+        "Queue the bars of `cols` (as from `bar_columns_from_body`) newer than `after_ts` and than every queued bar; how many."
+        ts = np.array(cols[0], dtype="int64")
+        keep = ts > np.maximum.accumulate(np.concatenate([[self.last_ts(after_ts)], ts]))[:-1]  # newer than all before it, in order
+        if not keep.any(): return 0
+        px = np.array(cols[1:], dtype="float64").T[keep]
+        self.ts, self.px = np.concatenate([self.ts[self.head:], ts[keep]]), np.concatenate([self.px[self.head:], px])
+        self.sent = np.concatenate([self.sent[self.head:], np.full(int(keep.sum()), sent_ns, "int64")]); self.head = 0
+        return int(keep.sum())
+
+    def popleft(self) -> tuple[dict, int]:
+        "The oldest bar as a dict, and when the feed sent it."
+        i = self.head; self.head += 1
+        o, h, l, c, v = self.px[i].tolist()
+        return dict(ts=int(self.ts[i]), open=o, high=h, low=l, close=c, volume=v), int(self.sent[i])
+
+    def stretch(self, m:int) -> tuple:
+        "Views of the next `m` bars (at most): timestamps, prices (n × open high low close volume), send times."
+        a, b = self.head, min(self.head + m, len(self.ts))
+        return self.ts[a:b], self.px[a:b], self.sent[a:b]
+    def drop(self, n:int): self.head += n
+    def clear(self): self.head = len(self.ts)
 
 # %% ../nbs/12_live.ipynb #b398ccf7
 class Service:
@@ -833,7 +873,7 @@ class RecordWriter:
         "Stop the thread and write what is left."
         self.stopping = True; self.wake.set(); self.thread.join(); self.flush()
 
-# %% ../nbs/12_live.ipynb #beaeede8
+# %% ../nbs/12_live.ipynb #9795a570
 class TradingService(Service):
     "Per bar: execute (engine step → risk → store → broker, pipelined) on arrival; decide (strategy step) when its regime arrives."
     name = "trading"
@@ -862,7 +902,7 @@ class TradingService(Service):
         self.params, self.state = engine_params(costs_bps=cfg.costs_bps, slippage_bps=cfg.slippage_bps), engine_state(cfg.init_cash)
         self.trade = np.zeros(8)
         self.pending_target, self.last_ts, self.done, self.eof_from = np.nan, -1, False, set()
-        self.queue, self.probs, self.probs_max_ts = deque(), {}, -1  # bars waiting to be executed (in order); regime probabilities by bar
+        self.queue, self.probs, self.probs_max_ts = BarQueue(), {}, -1  # bars waiting to be executed (in order); regime probabilities by bar
         self.decided_ts, self.last_bar, self.last_sent_ns = -1, None, 0  # the last bar decided; the last bar executed and when the feed sent it
         self.working, self.fill_seq, self.resync, self.broker_down = {}, 0, False, False  # working: client order id -> id of the request that sent it
         self.broker_open, self.sent_now = set(), False  # orders the broker's last answer said may still fill; an order sent on this bar
@@ -903,9 +943,9 @@ class TradingService(Service):
         X = make_inputs(hist, F, proba)
         strategy_run_nb(self.stepper.code, self.stepper.state, self.stepper.params, np.ascontiguousarray(X[self.stepper.columns].to_numpy(dtype="float64")))
 
-    def feature_rows(self, bars) -> np.ndarray:
-        "The strategy's feature inputs of `bars` (dicts), as the rows `FeatureEngine.update_rows` takes."
-        return np.array([[b[c] if c != "ts" else b["ts"] / 1e9 for c in self.feats.inputs] for b in bars], dtype="float64")
+    def feature_rows(self, ts:np.ndarray, px:np.ndarray) -> np.ndarray:
+        "The strategy's feature inputs of bars (timestamps, prices as in `BarQueue`), as the rows `FeatureEngine.update_rows` takes."
+        return np.column_stack([ts / 1e9 if c == "ts" else px[:, PX[c]] for c in self.feats.inputs]).astype("float64")
 
     # --- restart: the book comes from the store, reconciled with the broker by client order id
     def restore(self):
@@ -961,7 +1001,7 @@ class TradingService(Service):
         if not self.writer.errors: self.journal.clear()
         self.journal.close(); super().close()
 
-# %% ../nbs/12_live.ipynb #a4e7404f
+# %% ../nbs/12_live.ipynb #ff705eb2
 from fastcore.basics import patch_to
 
 @patch_to(TradingService)
@@ -1028,7 +1068,7 @@ def on_bar(self, bar:dict, send_ns:int):
 def decide(self, probs:list):
     "Decide the next target from the last executed bar and its regime probabilities (flat from the next bar on once the kill switch has tripped)."
     bar, self.probs_now = self.last_bar, probs
-    x = self.feats.update_rows(self.feature_rows([bar]))[0] if self.feats is not None else None  # in order, even while the switch is tripped
+    x = self.feats.update_rows(self.feature_rows(np.array([bar["ts"]]), np.array([[bar[k] for k in BAR_FIELDS[1:]]])))[0] if self.feats is not None else None  # in order, even while the switch is tripped
     if self.risk.killed: self.pending_target = 0.0  # pull out, and no new risk until a person resets the switch
     else: self.pending_target = self.stepper.update([probs[k] if k is not None else x[j] if j is not None else bar.get(name, np.nan) for name, k, j in self.inputs])
     self.decided_ts = bar["ts"]; self.processed += 1
@@ -1057,20 +1097,25 @@ def quiet_run_nb(state, params, opens, closes, X, code, sstate, sparams, pending
 def run_quiet(self) -> int:
     "Run the longest stretch of queued bars whose regimes are here through `quiet_run_nb` (one compiled call for what the per-bar path would do); how many it ran."
     if self.risk.killed or self.halted or self.broker_open or self.broker_down or self.sent_now or self.decided_ts < self.last_ts: return 0
-    if self.queue[0][0]["ts"] == self.quiet_stop_ts: return 0  # the last stretch stopped at this bar: it needs the per-bar path, no second look
-    ready, size, probs = [], self.quiet_size, self.probs
-    for bar, sent in itertools.islice(self.queue, size):
-        p = probs.get(bar["ts"])
+    q, probs, size = self.queue, self.probs, self.quiet_size
+    if q.first_ts() == self.quiet_stop_ts: return 0  # the last stretch stopped at this bar: it needs the per-bar path, no second look
+    ts, px, sent = q.stretch(size)
+    P = []
+    for t in ts.tolist():
+        p = probs.get(t)
         if p is None: break
-        ready.append((bar, sent, p))
-    m = len(ready)
+        P.append(p)
+    m = len(P)
     if m < 2: return 0
-    opens, closes = np.fromiter((b["open"] for b, _, _ in ready), "float64", m), np.fromiter((b["close"] for b, _, _ in ready), "float64", m)
+    ts, px, sent, P = ts[:m], px[:m], sent[:m], np.array(P, dtype="float64")
+    if P.ndim != 2: return 0  # regime vectors of two lengths (a model swap): bar by bar
+    opens, closes = np.ascontiguousarray(px[:, 0]), np.ascontiguousarray(px[:, 3])
     F = None
     if self.feats is not None:  # the strategy's own features of the stretch; rewound to the bars it really ran
-        rows, f0, nb0 = self.feature_rows([b for b, _, _ in ready]), self.feats.state.copy(), self.feats.n_bars
+        rows, f0, nb0 = self.feature_rows(ts, px), self.feats.state.copy(), self.feats.n_bars
         F = self.feats.update_rows(rows)
-    X = np.array([[p[k] if k is not None else F[i, j] if j is not None else b.get(name, np.nan) for name, k, j in self.inputs] for i, (b, _, p) in enumerate(ready)], dtype="float64")
+    X = np.empty((m, len(self.inputs)))
+    for c, (name, k, j) in enumerate(self.inputs): X[:, c] = P[:, k] if k is not None else F[:, j] if j is not None else px[:, PX[name]] if name in PX else np.nan
     out = np.empty((m, 8))
     n = quiet_run_nb(self.state, self.params, opens, closes, X, self.stepper.code, self.stepper.state, self.stepper.params, self.pending_target, self.peak,
                      self.risk.peak_equity or 0.0, self.risk.limits.max_drawdown, self.last_close or 0.0, self.last_equity or 0.0, self.trade, np.empty_like(self.state), out)
@@ -1078,19 +1123,20 @@ def run_quiet(self) -> int:
         self.feats.state[:] = f0; self.feats.n_bars = nb0
         if n: self.feats.update_rows(rows[:n])
     self.quiet_size = min(2 * size, 512) if n == size else max(16, 2 * n)  # the next stretch is read as far as this one is likely to run
-    if n < m: self.quiet_stop_ts = ready[n][0]["ts"]
+    if n < m: self.quiet_stop_ts = int(ts[n])
     if n == 0: return 0
-    now, ts = time.time_ns(), [b["ts"] for b, _, _ in ready[:n]]
-    for t in ts: self.queue.popleft(); del probs[t]
+    now, ts = time.time_ns(), ts[:n]
+    q.drop(n)
+    for t in ts.tolist(): del probs[t]
     o = out[:n]
     self.returns.extend(o[0 if self.last_close else 1:, 4].tolist()); self.live_returns.extend(o[0 if self.last_equity else 1:, 5].tolist())
-    self.writer.add("record_equity_block", np.array(ts), o[:, 0], o[:, 2], self.positions_json(float(o[0, 1])), o[:, 7])  # no order: the units stay put (`out` is this call's own)
-    self.bar_latency_ns.extend([now - s for _, s, _ in ready[:n]])
+    self.writer.add("record_equity_block", ts, o[:, 0], o[:, 2], self.positions_json(float(o[0, 1])), o[:, 7])  # no order: the units stay put (the queue never writes into its arrays; `out` is this call's own)
+    self.bar_latency_ns.extend((now - sent[:n]).tolist())
     self.last_close, self.last_equity, self.peak = float(closes[n - 1]), float(o[-1, 2]), float(o[-1, 6])
     self.risk.on_equity(float(o[:, 2].max()), now); self.risk.on_equity(float(o[-1, 2]), now)  # the peak and the last equity, as bar by bar
-    bar, sent, p = ready[n - 1]
-    self.pending_target, self.probs_now = float(o[-1, 3]), p
-    self.last_ts = self.decided_ts = bar["ts"]; self.last_bar, self.last_sent_ns = bar, sent
+    self.pending_target, self.probs_now = float(o[-1, 3]), P[n - 1].tolist()
+    self.last_ts = self.decided_ts = int(ts[-1]); self.last_sent_ns = int(sent[n - 1])
+    self.last_bar = dict(zip(BAR_FIELDS, (self.last_ts, *px[n - 1].tolist())))
     self.count("bars", n); self.count("quiet_bars", n); self.processed += n
     self.last_bar_ns = time.time_ns(); self.first_bar_ns = self.first_bar_ns or now
     return n
@@ -1178,10 +1224,9 @@ def on_message(self, m):
     "Queue the bars and file the regime probabilities a message carries (both streams arrive in order), then advance as far as they allow."
     self.monitor.observe(m.source, m.recv_ns)  # any message is a sign of life, not only heartbeats
     if m.topic.startswith("bar."):
-        bars = bars_from_body(m.body)
-        if bars is None: self.count("bad_messages"); return
-        for b in bars:
-            if b["ts"] > (self.queue[-1][0]["ts"] if self.queue else self.last_ts): self.queue.append((b, m.send_ns))
+        cols = bar_columns_from_body(m.body)
+        if cols is None: self.count("bad_messages"); return
+        self.queue.append(cols, m.send_ns, self.last_ts)
     elif m.topic.startswith("regime."):
         items = regimes_from_body(m.body)
         if items is None: self.count("bad_messages"); return

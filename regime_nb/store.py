@@ -25,7 +25,7 @@ def utc_now() -> str:
     "The current UTC time as ISO 8601 with microseconds, e.g. '2024-01-02T14:30:00.000001+00:00'."
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
-# %% ../nbs/10_store.ipynb #b47e0dee
+# %% ../nbs/10_store.ipynb #938472e1
 @dataclass(frozen=True)
 class Migration:
     "One schema step: its number, a name, and the SQL statements that make it."
@@ -179,6 +179,10 @@ MIGRATIONS = [
             status  TEXT NOT NULL,
             detail  TEXT NOT NULL DEFAULT '')""",
     )),
+    # a live loop writes a bar and a prediction per bar: each index is one more B-tree insert on that path. Their primary keys
+    # (symbol, ts_ns[, model_version]) already serve every query by symbol and time; a query across symbols by time scans.
+    Migration(3, "one index for the per-bar tables", (
+        "DROP INDEX IF EXISTS bars_by_ts", "DROP INDEX IF EXISTS predictions_by_ts", "DROP INDEX IF EXISTS predictions_by_model")),
 ]
 
 # %% ../nbs/10_store.ipynb #6b16a702
@@ -480,7 +484,7 @@ def record_bar_block(self, symbol:str, ts_ns, # the bars' timestamps: integers, 
     with self.transaction(): self.conn.executemany("INSERT OR REPLACE INTO bars VALUES (?, ?, ?, ?, ?, ?, ?, ?)", zip([str(symbol)] * n, ts.tolist(), *cols, [str(source)] * n))
     return n
 
-# %% ../nbs/10_store.ipynb #778ea87f
+# %% ../nbs/10_store.ipynb #0bf4c183
 @patch_to(Store)
 def record_predictions(self, rows, # DataFrame or mappings: symbol, ts_ns, model_version, probs[, regime, confidence, latency_us]
                       ) -> int:
@@ -511,7 +515,7 @@ def record_prediction_block(self, symbol:str, ts_ns, # the bars' timestamps (epo
     if bad.any(): raise StoreError(f"prediction {symbol} at {int(ts[bad][0])}: probs={P[bad][0].tolist()}: expected finite probabilities")
     n = len(ts)
     lat = [None] * n if latency_us is None else np.broadcast_to(np.asarray(latency_us, dtype="float64"), (n,)).tolist()
-    text = ["[" + ",".join(map(repr, row)) + "]" for row in P.tolist()]
+    text = [t.replace(" ", "") for t in map(str, P.tolist())]  # compact JSON lists, as `_dumps` writes them, by the list's own repr (the values are finite)
     data = list(zip([str(symbol)] * n, ts.tolist(), [int(model_version)] * n, text, P.argmax(1).tolist(), P.max(1).tolist(), lat))
     with self.transaction(): self.conn.executemany("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?)", data)
     return n
