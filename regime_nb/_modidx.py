@@ -124,6 +124,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'regime_nb.broker._Working.status_record': ('broker.html#_working.status_record', 'regime_nb/broker.py'),
                                   'regime_nb.broker._check_setting': ('broker.html#_check_setting', 'regime_nb/broker.py'),
                                   'regime_nb.broker._field': ('broker.html#_field', 'regime_nb/broker.py'),
+                                  'regime_nb.broker._field_names': ('broker.html#_field_names', 'regime_nb/broker.py'),
                                   'regime_nb.broker._fields': ('broker.html#_fields', 'regime_nb/broker.py'),
                                   'regime_nb.broker._from_dict': ('broker.html#_from_dict', 'regime_nb/broker.py'),
                                   'regime_nb.broker._is_num': ('broker.html#_is_num', 'regime_nb/broker.py'),
