@@ -453,6 +453,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'regime_nb.live.BarQueue.drop': ('live.html#barqueue.drop', 'regime_nb/live.py'),
                                 'regime_nb.live.BarQueue.first_ts': ('live.html#barqueue.first_ts', 'regime_nb/live.py'),
                                 'regime_nb.live.BarQueue.last_ts': ('live.html#barqueue.last_ts', 'regime_nb/live.py'),
+                                'regime_nb.live.BarQueue.peek_ts': ('live.html#barqueue.peek_ts', 'regime_nb/live.py'),
                                 'regime_nb.live.BarQueue.popleft': ('live.html#barqueue.popleft', 'regime_nb/live.py'),
                                 'regime_nb.live.BarQueue.stretch': ('live.html#barqueue.stretch', 'regime_nb/live.py'),
                                 'regime_nb.live.FeatureService': ('live.html#featureservice', 'regime_nb/live.py'),

@@ -371,37 +371,35 @@ def regimes_from_body(body) -> list|None:
     if set(map(type, flat)) != {float} or math.inf in flat or -math.inf in flat: return None
     return list(zip(ts, probs))
 
-# %% ../nbs/12_live.ipynb #b7d24b16
+# %% ../nbs/12_live.ipynb #a9eeffbe
 class BarQueue:
-    "Bars waiting to be executed, oldest first, as columns: appended a message's block at a time, taken a stretch or a bar at a time."
-    def __init__(self):
-        self.ts, self.sent, self.head = np.empty(0, "int64"), np.empty(0, "int64"), 0
-        self.px = np.empty((0, 5))  # open, high, low, close, volume
+    "Bars waiting to be executed, oldest first, as columns: appended a message's bars at a time, taken a stretch (as arrays) or a bar (as a dict) at a time."
+    def __init__(self): self.ts, self.px, self.sent, self.head = [], [], [], 0  # timestamps; (open, high, low, close, volume) rows; send times; the oldest still queued
     def __len__(self): return len(self.ts) - self.head
     def __bool__(self): return len(self.ts) > self.head
-    def last_ts(self, default:int) -> int: return int(self.ts[-1]) if len(self) else default
-    def first_ts(self) -> int: return int(self.ts[self.head])
+    def last_ts(self, default:int) -> int: return self.ts[-1] if len(self.ts) > self.head else default
+    def first_ts(self) -> int: return self.ts[self.head]
 
     def append(self, cols:list, sent_ns:int, after_ts:int) -> int:
         "Queue the bars of `cols` (as from `bar_columns_from_body`) newer than `after_ts` and than every queued bar; how many."
-        ts = np.array(cols[0], dtype="int64")
-        keep = ts > np.maximum.accumulate(np.concatenate([[self.last_ts(after_ts)], ts]))[:-1]  # newer than all before it, in order
-        if not keep.any(): return 0
-        px = np.array(cols[1:], dtype="float64").T[keep]
-        self.ts, self.px = np.concatenate([self.ts[self.head:], ts[keep]]), np.concatenate([self.px[self.head:], px])
-        self.sent = np.concatenate([self.sent[self.head:], np.full(int(keep.sum()), sent_ns, "int64")]); self.head = 0
-        return int(keep.sum())
+        if self.head > 4096: del self.ts[:self.head], self.px[:self.head], self.sent[:self.head]; self.head = 0  # now and then, forget what was taken
+        last, n0 = self.last_ts(after_ts), len(self.ts)
+        for t, row in zip(cols[0], zip(*cols[1:])):
+            if t > last: self.ts.append(t); self.px.append(row); last = t
+        self.sent.extend([sent_ns] * (len(self.ts) - n0))
+        return len(self.ts) - n0
 
     def popleft(self) -> tuple[dict, int]:
         "The oldest bar as a dict, and when the feed sent it."
         i = self.head; self.head += 1
-        o, h, l, c, v = self.px[i].tolist()
-        return dict(ts=int(self.ts[i]), open=o, high=h, low=l, close=c, volume=v), int(self.sent[i])
+        o, h, l, c, v = self.px[i]
+        return dict(ts=self.ts[i], open=o, high=h, low=l, close=c, volume=v), self.sent[i]
 
+    def peek_ts(self, m:int) -> list: return self.ts[self.head:self.head + m]  # the next `m` timestamps (at most)
     def stretch(self, m:int) -> tuple:
-        "Views of the next `m` bars (at most): timestamps, prices (n × open high low close volume), send times."
+        "The next `m` bars (at most) as arrays: timestamps, prices (n × open high low close volume), send times."
         a, b = self.head, min(self.head + m, len(self.ts))
-        return self.ts[a:b], self.px[a:b], self.sent[a:b]
+        return np.array(self.ts[a:b], dtype="int64"), np.array(self.px[a:b], dtype="float64").reshape(b - a, 5), np.array(self.sent[a:b], dtype="int64")
     def drop(self, n:int): self.head += n
     def clear(self): self.head = len(self.ts)
 
@@ -1001,7 +999,7 @@ class TradingService(Service):
         if not self.writer.errors: self.journal.clear()
         self.journal.close(); super().close()
 
-# %% ../nbs/12_live.ipynb #ff705eb2
+# %% ../nbs/12_live.ipynb #230ca684
 from fastcore.basics import patch_to
 
 @patch_to(TradingService)
@@ -1099,15 +1097,14 @@ def run_quiet(self) -> int:
     if self.risk.killed or self.halted or self.broker_open or self.broker_down or self.sent_now or self.decided_ts < self.last_ts: return 0
     q, probs, size = self.queue, self.probs, self.quiet_size
     if q.first_ts() == self.quiet_stop_ts: return 0  # the last stretch stopped at this bar: it needs the per-bar path, no second look
-    ts, px, sent = q.stretch(size)
     P = []
-    for t in ts.tolist():
+    for t in q.peek_ts(size):
         p = probs.get(t)
         if p is None: break
         P.append(p)
     m = len(P)
     if m < 2: return 0
-    ts, px, sent, P = ts[:m], px[:m], sent[:m], np.array(P, dtype="float64")
+    (ts, px, sent), P = q.stretch(m), np.array(P, dtype="float64")
     if P.ndim != 2: return 0  # regime vectors of two lengths (a model swap): bar by bar
     opens, closes = np.ascontiguousarray(px[:, 0]), np.ascontiguousarray(px[:, 3])
     F = None
