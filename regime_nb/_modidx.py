@@ -545,6 +545,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'regime_nb.live.Supervisor': ('live.html#supervisor', 'regime_nb/live.py'),
                                 'regime_nb.live.Supervisor.__init__': ('live.html#supervisor.__init__', 'regime_nb/live.py'),
                                 'regime_nb.live.Supervisor._listen': ('live.html#supervisor._listen', 'regime_nb/live.py'),
+                                'regime_nb.live.Supervisor.cannot_start': ('live.html#supervisor.cannot_start', 'regime_nb/live.py'),
+                                'regime_nb.live.Supervisor.last_error': ('live.html#supervisor.last_error', 'regime_nb/live.py'),
                                 'regime_nb.live.Supervisor.run': ('live.html#supervisor.run', 'regime_nb/live.py'),
                                 'regime_nb.live.Supervisor.start': ('live.html#supervisor.start', 'regime_nb/live.py'),
                                 'regime_nb.live.Supervisor.stop': ('live.html#supervisor.stop', 'regime_nb/live.py'),

@@ -1354,20 +1354,34 @@ def service_main(argv=None) -> int:
     cls(cfg).run()
     return 0
 
-# %% ../nbs/12_live.ipynb #d444835c
+# %% ../nbs/12_live.ipynb #89da8a78
 class Supervisor:
     "Run the live services as processes: start, restart on crash, summarize, stop cleanly."
     def __init__(self, cfg:LiveConfig, out=print, summary_every_s:float=2.0):
         self.cfg, self.out, self.summary_every_s = cfg, out, summary_every_s
         self.cfg_path = cfg.save()
         self.procs, self.restarts, self.stats, self.stopping, self.backoff = {}, {}, {}, False, {}
+        self.started, self.failed_starts = {}, {}  # when each service was last started; its failures in a row right after starting
         self.log = get_logger("live.supervisor")
 
     def start(self, name:str):
         "Start (or restart) service `name`."
         logf = open(Path(self.cfg.run_dir)/f"{name}.log", "ab")
         self.procs[name] = subprocess.Popen([sys.executable, "-m", "regime_nb.live", name, str(self.cfg_path)], stdout=logf, stderr=logf)
+        self.started[name] = time.time()
         return self.procs[name]
+
+    def cannot_start(self, name:str, returncode:int, within_s:float=15.0, times:int=5) -> bool:
+        "Whether `name` has now failed `times` times in a row within `within_s` of starting (an error, not a kill): a restart cannot mend that."
+        quick = returncode > 0 and time.time() - self.started.get(name, 0) < within_s
+        self.failed_starts[name] = self.failed_starts.get(name, 0) + 1 if quick else 0
+        return self.failed_starts[name] >= times
+
+    def last_error(self, name:str) -> str:
+        "The last line of the traceback in `name`'s log."
+        p = Path(self.cfg.run_dir)/f"{name}.log"
+        lines = [l for l in p.read_bytes()[-4000:].decode(errors="replace").splitlines() if l.strip()] if p.exists() else []
+        return lines[-1].strip() if lines else "(its log is empty)"
 
     def _listen(self):
         ctx = zmq.Context.instance()
@@ -1401,6 +1415,9 @@ class Supervisor:
                 if m is not None: self.stats[m.body.get("service", m.source)] = m.body
                 for name, p in list(self.procs.items()):
                     if p.poll() is not None and not self.stopping and time.time() >= self.backoff.get(name, 0):
+                        if self.cannot_start(name, p.returncode):
+                            raise RegimeNbError(f"the {name} service failed {self.failed_starts[name]} times in a row right after starting; "
+                                                f"its last error ({Path(self.cfg.run_dir)/f'{name}.log'}): {self.last_error(name)}")
                         n = self.restarts[name] = self.restarts.get(name, 0) + 1
                         self.log.warning("%s exited with %s; restarting (restart %d)", name, p.returncode, n)
                         self.backoff[name] = time.time() + min(5.0, 0.2 * n)  # a crash loop backs off instead of spinning

@@ -426,3 +426,11 @@ def test_a_strategy_that_reads_its_own_features_trades_live_like_the_backtest(tm
     assert stats["trading"]["done"] and not sup.restarts, (stats, sup.restarts)
     p = parity_check(cfg)
     assert p["bars_live"] == p["bars_backtest"] > 700 and p["trades_live"] == p["trades_backtest"] > 5 and p["max_abs_equity_diff"] <= 1e-9, p
+
+def test_a_service_that_cannot_start_stops_the_run_with_its_error(tmp_path, registry):
+    from regime_nb.core import RegimeNbError
+    cfg = cfg_for(tmp_path, registry, strategy={"kind": "NoSuchStrategy"})
+    sup, t0 = Supervisor(cfg, out=quiet), time.time()
+    with pytest.raises(RegimeNbError, match=r"the trading service failed 5 times in a row right after starting; its last error .*trading\.log.*strategy kind 'NoSuchStrategy'"):
+        sup.run(120)
+    assert time.time() - t0 < 60 and all(p.poll() is not None for p in sup.procs.values())  # stopped early, and nothing left running
