@@ -18,7 +18,7 @@ from .risk import MarketState, OrderRequest
 from .strategies import make_inputs, strategy_run_nb, strategy_step_nb
 
 # %% auto #0
-__all__ = ['DURABILITY', 'PUBLISHERS', 'TICK_COLUMNS', 'BAR_KINDS', 'BAR_FIELDS', 'PX', 'SERVICE_ORDER', 'free_endpoint',
+__all__ = ['DURABILITY', 'PUBLISHERS', 'TICK_COLUMNS', 'BAR_KINDS', 'BAR_FIELDS', 'PRICE_COL', 'SERVICE_ORDER', 'free_endpoint',
            'make_curve_keys', 'local_endpoint', 'LiveConfig', 'SnapshotFile', 'IntentJournal', 'is_ticks',
            'recorded_bars', 'replay_data', 'replay_bars', 'bar_guard_block_nb', 'BarGuard', 'bar_columns_from_body',
            'bars_from_body', 'rows_from_body', 'bars_body', 'features_from_body', 'regimes_from_body', 'BarQueue',
@@ -316,9 +316,9 @@ class BarGuard:
         if self.n > self.warmup and self.scale > 0 and abs(math.log(c / self.last_close)) > self.spike_z * 1.2533 * self.scale: return "spike"
         return None
 
-# %% ../nbs/12_live.ipynb #d862362c
+# %% ../nbs/12_live.ipynb #0e8bb845
 BAR_FIELDS = ("ts", "open", "high", "low", "close", "volume")
-PX = {k: i for i, k in enumerate(BAR_FIELDS[1:])}  # a price field's column in `BarQueue.px`
+PRICE_COL = {k: i for i, k in enumerate(BAR_FIELDS[1:])}  # a price field's column in the prices of `BarQueue.stretch`
 
 def _is_int(x): return isinstance(x, int) and not isinstance(x, bool)
 def _is_real(x): return isinstance(x, (int, float)) and not isinstance(x, bool)
@@ -371,9 +371,9 @@ def regimes_from_body(body) -> list|None:
     if set(map(type, flat)) != {float} or math.inf in flat or -math.inf in flat: return None
     return list(zip(ts, probs))
 
-# %% ../nbs/12_live.ipynb #a9eeffbe
+# %% ../nbs/12_live.ipynb #46463433
 class BarQueue:
-    "Bars waiting to be executed, oldest first, as columns: appended a message's bars at a time, taken a stretch (as arrays) or a bar (as a dict) at a time."
+    "Bars waiting to be executed, oldest first: appended a message's bars at a time, taken a stretch (as arrays) or a bar (as a dict) at a time."
     def __init__(self): self.ts, self.px, self.sent, self.head = [], [], [], 0  # timestamps; (open, high, low, close, volume) rows; send times; the oldest still queued
     def __len__(self): return len(self.ts) - self.head
     def __bool__(self): return len(self.ts) > self.head
@@ -871,7 +871,7 @@ class RecordWriter:
         "Stop the thread and write what is left."
         self.stopping = True; self.wake.set(); self.thread.join(); self.flush()
 
-# %% ../nbs/12_live.ipynb #9795a570
+# %% ../nbs/12_live.ipynb #809a0063
 class TradingService(Service):
     "Per bar: execute (engine step → risk → store → broker, pipelined) on arrival; decide (strategy step) when its regime arrives."
     name = "trading"
@@ -943,7 +943,7 @@ class TradingService(Service):
 
     def feature_rows(self, ts:np.ndarray, px:np.ndarray) -> np.ndarray:
         "The strategy's feature inputs of bars (timestamps, prices as in `BarQueue`), as the rows `FeatureEngine.update_rows` takes."
-        return np.column_stack([ts / 1e9 if c == "ts" else px[:, PX[c]] for c in self.feats.inputs]).astype("float64")
+        return np.column_stack([ts / 1e9 if c == "ts" else px[:, PRICE_COL[c]] for c in self.feats.inputs]).astype("float64")
 
     # --- restart: the book comes from the store, reconciled with the broker by client order id
     def restore(self):
@@ -999,7 +999,7 @@ class TradingService(Service):
         if not self.writer.errors: self.journal.clear()
         self.journal.close(); super().close()
 
-# %% ../nbs/12_live.ipynb #230ca684
+# %% ../nbs/12_live.ipynb #6cd85434
 from fastcore.basics import patch_to
 
 @patch_to(TradingService)
@@ -1112,7 +1112,7 @@ def run_quiet(self) -> int:
         rows, f0, nb0 = self.feature_rows(ts, px), self.feats.state.copy(), self.feats.n_bars
         F = self.feats.update_rows(rows)
     X = np.empty((m, len(self.inputs)))
-    for c, (name, k, j) in enumerate(self.inputs): X[:, c] = P[:, k] if k is not None else F[:, j] if j is not None else px[:, PX[name]] if name in PX else np.nan
+    for c, (name, k, j) in enumerate(self.inputs): X[:, c] = P[:, k] if k is not None else F[:, j] if j is not None else px[:, PRICE_COL[name]] if name in PRICE_COL else np.nan
     out = np.empty((m, 8))
     n = quiet_run_nb(self.state, self.params, opens, closes, X, self.stepper.code, self.stepper.state, self.stepper.params, self.pending_target, self.peak,
                      self.risk.peak_equity or 0.0, self.risk.limits.max_drawdown, self.last_close or 0.0, self.last_equity or 0.0, self.trade, np.empty_like(self.state), out)
@@ -1127,7 +1127,7 @@ def run_quiet(self) -> int:
     for t in ts.tolist(): del probs[t]
     o = out[:n]
     self.returns.extend(o[0 if self.last_close else 1:, 4].tolist()); self.live_returns.extend(o[0 if self.last_equity else 1:, 5].tolist())
-    self.writer.add("record_equity_block", ts, o[:, 0], o[:, 2], self.positions_json(float(o[0, 1])), o[:, 7])  # no order: the units stay put (the queue never writes into its arrays; `out` is this call's own)
+    self.writer.add("record_equity_block", ts, o[:, 0], o[:, 2], self.positions_json(float(o[0, 1])), o[:, 7])  # no order: the units stay put (`ts` and `out` are this call's own)
     self.bar_latency_ns.extend((now - sent[:n]).tolist())
     self.last_close, self.last_equity, self.peak = float(closes[n - 1]), float(o[-1, 2]), float(o[-1, 6])
     self.risk.on_equity(float(o[:, 2].max()), now); self.risk.on_equity(float(o[-1, 2]), now)  # the peak and the last equity, as bar by bar

@@ -240,11 +240,12 @@ class TrendFilter(Strategy):
     def state_size(self): return 5 + 2 * self.window
     def params_array(self): return np.array([self.window, float(self.long_only), self.volume_mult], dtype="float64")
 
-# %% ../nbs/06_strategies.ipynb #f834abbb
+# %% ../nbs/06_strategies.ipynb #fd32106b
 def strategy_features(strategy:Strategy, bars:pd.DataFrame, have=()) -> pd.DataFrame:
     "The feature columns `strategy` reads that are not in `have`, computed over `bars`."
     from regime_nb.features import FeatureSpec, compute_features
-    spec = FeatureSpec([f for f, c in zip(strategy.feature_spec(), strategy.feature_spec().columns) if c not in set(have)])
+    need, have = strategy.feature_spec(), set(have)
+    spec = FeatureSpec([f for f, c in zip(need, need.columns) if c not in have])
     return compute_features(bars, spec) if len(spec) else pd.DataFrame(index=bars.index)
 
 def make_inputs(bars:pd.DataFrame, features:pd.DataFrame|None=None, proba:pd.DataFrame|None=None,
