@@ -558,6 +558,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'regime_nb.live.TradingService.advance': ('live.html#tradingservice.advance', 'regime_nb/live.py'),
                                 'regime_nb.live.TradingService.cash': ('live.html#tradingservice.cash', 'regime_nb/live.py'),
                                 'regime_nb.live.TradingService.close': ('live.html#tradingservice.close', 'regime_nb/live.py'),
+                                'regime_nb.live.TradingService.commit_intents': ( 'live.html#tradingservice.commit_intents',
+                                                                                  'regime_nb/live.py'),
                                 'regime_nb.live.TradingService.decide': ('live.html#tradingservice.decide', 'regime_nb/live.py'),
                                 'regime_nb.live.TradingService.execute': ('live.html#tradingservice.execute', 'regime_nb/live.py'),
                                 'regime_nb.live.TradingService.feature_rows': ( 'live.html#tradingservice.feature_rows',

@@ -871,7 +871,7 @@ class RecordWriter:
         "Stop the thread and write what is left."
         self.stopping = True; self.wake.set(); self.thread.join(); self.flush()
 
-# %% ../nbs/12_live.ipynb #809a0063
+# %% ../nbs/12_live.ipynb #7f9d81a5
 class TradingService(Service):
     "Per bar: execute (engine step → risk → store → broker, pipelined) on arrival; decide (strategy step) when its regime arrives."
     name = "trading"
@@ -904,7 +904,7 @@ class TradingService(Service):
         self.decided_ts, self.last_bar, self.last_sent_ns = -1, None, 0  # the last bar decided; the last bar executed and when the feed sent it
         self.working, self.fill_seq, self.resync, self.broker_down = {}, 0, False, False  # working: client order id -> id of the request that sent it
         self.broker_open, self.sent_now = set(), False  # orders the broker's last answer said may still fill; an order sent on this bar
-        self.intents, self.outbox, self.processed, self.quiet_size, self.quiet_stop_ts = [], [], 0, 64, -1  # this message's order intents; requests waiting for them to be journaled; bars read for a quiet stretch; the bar the last one stopped at
+        self.intents, self.outbox, self.processed, self.quiet_size, self.quiet_stop_ts = [], [], 0, 64, -1  # order intents not yet journaled; requests waiting for them; bars read for a quiet stretch; the bar the last one stopped at
         self.latency_ns, self.bar_latency_ns, self.order_hop_ns, self.returns = deque(maxlen=20_000), deque(maxlen=20_000), deque(maxlen=20_000), deque(maxlen=250)
         self.first_bar_ns = self.last_bar_ns = self.probs_now = None
         self.last_close, self.halted, self.peak, self.risk_saved, self.n_msgs = None, [], -math.inf, 0.0, 0
@@ -999,7 +999,7 @@ class TradingService(Service):
         if not self.writer.errors: self.journal.clear()
         self.journal.close(); super().close()
 
-# %% ../nbs/12_live.ipynb #6cd85434
+# %% ../nbs/12_live.ipynb #88b6a0b0
 from fastcore.basics import patch_to
 
 @patch_to(TradingService)
@@ -1153,8 +1153,17 @@ def advance(self):
         if bar["ts"] > self.last_ts: self.on_bar(bar, sent)
 
 @patch_to(TradingService)
+def commit_intents(self):
+    "One journal record (fdatasynced with durability='full') for every order decided since the last one, then the store."
+    if self.intents:
+        self.journal.append(self.intents)
+        for r in self.intents: self.writer.add(record_intent, r)
+        self.intents = []
+
+@patch_to(TradingService)
 def send_outbox(self):
-    "Send the orders (and the bars that fill them) whose intents are committed, in order."
+    "Send the orders (and the bars that fill them) in order, once their intents are durable."
+    self.commit_intents()  # nothing leaves before its intent is on record
     for topic, body, event_ns in self.outbox:
         seq = self.orders.send(topic, body, event_ns=event_ns)
         if topic == "order": self.working[body["client_order_id"]] = seq; self.writer.add("mark_order", body["client_order_id"], "sent", sent_ns=time.time_ns())
@@ -1234,13 +1243,7 @@ def on_message(self, m):
         self.hop_ns.append(m.recv_ns - m.send_ns)
     elif m.topic.startswith("eof."):
         self.eof_from.add(m.source)
-    try: self.advance()
-    finally:
-        if self.intents:  # one journal record (fdatasynced with durability="full") for every order of this message, then the store, then the wire
-            self.journal.append(self.intents)
-            for r in self.intents: self.writer.add(record_intent, r)
-            self.intents = []
-    self.send_outbox()
+    self.advance()
     if self.journal.size > 1 << 24 and self.writer.idle and not self.writer.errors: self.journal.clear()  # the store holds all of it
     if {"feed", "prediction"} <= self.eof_from and not self.done:  # every bar and every regime has arrived: what is left can never be completed
         self.done = True; self.count("unmatched", len(self.queue) + len(self.probs)); self.queue.clear(); self.probs.clear()
@@ -1260,9 +1263,12 @@ def run(self):
         self.on_replies()
         m = self.sub.recv(timeout_ms=0)
         if m is None: poller.poll(20); continue
-        for i in range(64):  # drain what is queued, then snapshot once
-            self.on_message(m)
-            if i == 63 or (m := self.sub.recv(timeout_ms=0)) is None: break
+        try:
+            for i in range(64):  # drain what is queued, then commit, send and snapshot once
+                self.on_message(m)
+                if i == 63 or (m := self.sub.recv(timeout_ms=0)) is None: break
+        finally: self.commit_intents()  # one durable write for the orders of every message drained (a group commit), also on the way down
+        self.send_outbox()
         if self.processed: self.save(); self.processed = 0
     self.on_replies(); self.save(); self.close()
 
