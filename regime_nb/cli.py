@@ -180,10 +180,12 @@ def _fit_on_first_part(args, bars):
     strat = _make_strategy(args, model.n_regimes_)
     return model, strat, make_inputs(bars, X, model.predict_proba(X), strategy=strat), cut  # with what the strategy reads beyond the model's features
 
-# %% ../nbs/14_cli.ipynb #dfef7c9c
+# %% ../nbs/14_cli.ipynb #d1a00190
 def cmd_backtest(args) -> int:
     "Fit the model on the first part of the data, backtest the strategy on the rest, write a report folder."
     from regime_nb.backtest import backtest, save_report
+    given = [f"--{k}" for k in ("alias", "tag", "reason") if getattr(args, k)]
+    if given and not args.register: raise RegimeNbError(f"{', '.join(given)} need --register (without it nothing is registered)")
     s = _settings(args)
     bars, symbol = _load_any(args.data)
     model, strat, inputs, cut = _fit_on_first_part(args, bars)

@@ -136,3 +136,5 @@ def test_backtest_register_records_the_out_of_sample_figures_the_live_check_judg
     r = cli("backtest", "--data", "nasdaq", "--register", "--registry", reg, "--train-frac", "0.99999", "--quiet")
     assert r.returncode == 2 and "a backtest needs at least 2 bars" in r.stderr, (r.returncode, r.stderr[-300:])  # nothing to validate on
     assert json.loads(cli("registry", "show", "champion", "--registry", reg).stdout)["version"] == 1 and "registered" not in r.stdout  # and nothing registered
+    r = cli("backtest", "--data", "nasdaq", "--alias", "champion", "--registry", reg, "--quiet")  # --register forgotten: said, not ignored
+    assert r.returncode == 2 and "--alias need --register (without it nothing is registered)" in r.stderr, r.stderr[-300:]
