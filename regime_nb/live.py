@@ -871,7 +871,7 @@ class RecordWriter:
         "Stop the thread and write what is left."
         self.stopping = True; self.wake.set(); self.thread.join(); self.flush()
 
-# %% ../nbs/12_live.ipynb #7f9d81a5
+# %% ../nbs/12_live.ipynb #5205c6cb
 class TradingService(Service):
     "Per bar: execute (engine step → risk → store → broker, pipelined) on arrival; decide (strategy step) when its regime arrives."
     name = "trading"
@@ -939,6 +939,7 @@ class TradingService(Service):
             proba = model.predict_proba(compute_features(hist, model_spec(self.cfg)))
         F = self.feats.warm(hist) if self.feats is not None else None
         X = make_inputs(hist, F, proba)
+        if missing := [c for c in self.stepper.columns if c not in X]: raise RegimeNbError(f"strategy {self.strategy!r} reads {missing}, which the replayed data does not have")
         strategy_run_nb(self.stepper.code, self.stepper.state, self.stepper.params, np.ascontiguousarray(X[self.stepper.columns].to_numpy(dtype="float64")))
 
     def feature_rows(self, ts:np.ndarray, px:np.ndarray) -> np.ndarray:

@@ -427,10 +427,12 @@ def test_a_strategy_that_reads_its_own_features_trades_live_like_the_backtest(tm
     p = parity_check(cfg)
     assert p["bars_live"] == p["bars_backtest"] > 700 and p["trades_live"] == p["trades_backtest"] > 5 and p["max_abs_equity_diff"] <= 1e-9, p
 
-def test_a_service_that_cannot_start_stops_the_run_with_its_error(tmp_path, registry):
+@pytest.mark.parametrize("kw,error", [(dict(strategy={"kind": "NoSuchStrategy"}), r"strategy kind 'NoSuchStrategy'"),
+    (dict(strategy={"kind": "TrendFilter", "window": 20}, data="wti", symbol="wti", start="2017-01-01"), r"reads \['volume'\], which the replayed data does not have")])
+def test_a_service_that_cannot_start_stops_the_run_with_its_error(tmp_path, registry, kw, error):
     from regime_nb.core import RegimeNbError
-    cfg = cfg_for(tmp_path, registry, strategy={"kind": "NoSuchStrategy"})
+    cfg = cfg_for(tmp_path, registry, **kw)
     sup, t0 = Supervisor(cfg, out=quiet), time.time()
-    with pytest.raises(RegimeNbError, match=r"the trading service failed 5 times in a row right after starting; its last error .*trading\.log.*strategy kind 'NoSuchStrategy'"):
+    with pytest.raises(RegimeNbError, match=r"the trading service failed 5 times in a row right after starting; its last error .*trading\.log.*" + error):
         sup.run(120)
     assert time.time() - t0 < 60 and all(p.poll() is not None for p in sup.procs.values())  # stopped early, and nothing left running
