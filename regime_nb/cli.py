@@ -11,7 +11,7 @@ from .core import RegimeNbError, configure_logging, load_settings
 
 # %% auto #0
 __all__ = ['cmd_data_list', 'cmd_data_show', 'cmd_data_validate', 'cmd_fit', 'cmd_registry', 'cmd_backtest', 'cmd_walkforward',
-           'cmd_sweep', 'cmd_scan', 'cmd_live_keys', 'cmd_live', 'cmd_demo', 'make_parser', 'main']
+           'cmd_sweep', 'cmd_scan', 'cmd_live_keys', 'parse_books', 'cmd_live', 'cmd_demo', 'make_parser', 'main']
 
 # %% ../nbs/14_cli.ipynb #c7938c53
 def _parse_sets(items):
@@ -282,29 +282,47 @@ def cmd_scan(args) -> int:
     print(f"{int(table.passed.sum())} of {len(table)} pass the gates; report: {out}")
     return 0
 
-# %% ../nbs/14_cli.ipynb #49725c36
+# %% ../nbs/14_cli.ipynb #1b4b1253
 def cmd_live_keys(args) -> int:
     "Make the CURVE keys `live --curve-dir` reads."
     from regime_nb.live import make_curve_keys
     print(f"CURVE keys in {make_curve_keys(args.dir)} (secrets are mode 0600; keep the folder out of any repository)")
     return 0
 
+def parse_books(text:str) -> dict:
+    "`--symbols` as books: 'sp500,nasdaq' (each named after its data) or 'SPX=sp500,NDX=bars.csv'."
+    books = {}
+    for item in (t.strip() for t in text.split(",")):
+        if not item: continue
+        sym, _, src = item.partition("=") if "=" in item else (Path(item).stem, "", item)
+        sym, src = sym.strip(), src.strip()
+        if not sym or not src: raise RegimeNbError(f"--symbols item {item!r}: expected DATA or SYMBOL=DATA")
+        if sym in books: raise RegimeNbError(f"--symbols names {sym!r} twice")
+        books[sym] = src
+    if not books: raise RegimeNbError(f"--symbols {text!r}: no symbol (e.g. --symbols sp500,nasdaq)")
+    return books
+
 def cmd_live(args) -> int:
     "Run the live services under the supervisor; print summaries and the parity check."
     from regime_nb.live import LiveConfig, Supervisor, parity_check
+    if args.symbols and (args.data or args.symbol): raise RegimeNbError("give --symbols (several books) or --data/--symbol (one), not both")
+    books = parse_books(args.symbols) if args.symbols else {}
     s = _settings(args)
     run_dir = Path(args.run_dir) if args.run_dir else Path(s.paths.output_dir)/"live"/time.strftime("%Y%m%d-%H%M%S")
     from regime_nb.registry import Registry
     with Registry(args.registry or s.paths.registry) as reg: reg.resolve(args.model_alias)  # fail now, clearly, if nothing is served
     cfg = LiveConfig(run_dir=str(run_dir), store=args.store or str(run_dir/"store.sqlite"), registry=str(args.registry or s.paths.registry),
-                     data=args.data, symbol=args.symbol or "", start=args.start, end=args.end, speed=args.speed, clock=args.clock, bar_interval=args.bar_interval, curve_dir=args.curve_dir,
+                     data=args.data or "sp500", symbol=args.symbol or "", books=books, start=args.start, end=args.end, speed=args.speed, clock=args.clock, bar_interval=args.bar_interval, curve_dir=args.curve_dir,
                      model_alias=args.model_alias, shadow_alias=args.shadow_alias, costs_bps=args.costs_bps, durability=args.durability, batch=args.batch,
                      strategy={"kind": "RegimeExposure", "exposures": list(_floats(args.exposures))},
                      risk=dict(max_drawdown=s.risk.max_drawdown, stale_after_s=max(s.risk.stale_after_s, 30.0), var_limit=None,
                                max_position=max(s.risk.max_position, max(_floats(args.exposures))), max_orders_per_min=100_000))
-    stats = Supervisor(cfg).run(args.duration, handle_signals=True)
-    if stats.get("trading", {}).get("done") and cfg.data != "relay":
+    sup = Supervisor(cfg)
+    sup.run(args.duration, handle_signals=True)
+    if all(t.get("done") for t in sup.trading()) and "relay" not in (books.values() if books else [cfg.data]):
         p = parity_check(cfg)
+        for sym, b in p.get("books", {}).items():
+            print(f"  {sym}: {b['trades_live']} live trades vs {b['trades_backtest']}, equity {b['equity_live']:.6f} vs {b['equity_backtest']:.6f}, max |equity difference| {b['max_abs_equity_diff']:.3g}")
         print(f"parity with the backtest: {p['trades_live']} live trades vs {p['trades_backtest']}, max |equity difference| {p['max_abs_equity_diff']:.3g} over {p['bars_live']} bars")
     print(f"store: {cfg.store}; logs and snapshots: {cfg.run_dir}")
     return 0
@@ -317,7 +335,7 @@ def cmd_demo(args) -> int:
     print(format_summary(res))
     return 0
 
-# %% ../nbs/14_cli.ipynb #80211c28
+# %% ../nbs/14_cli.ipynb #4b8032cf
 def make_parser() -> argparse.ArgumentParser:
     "The `regime-nb` argument parser with all its subcommands."
     p = argparse.ArgumentParser(prog="regime-nb", description="Market-regime research to live trading, from notebooks.")
@@ -406,8 +424,9 @@ def make_parser() -> argparse.ArgumentParser:
         q.add_argument("--quiet", action="store_true", help="no progress bar")
         q.set_defaults(func=fn)
     lv = sub.add_parser("live", help="run the live loop (feed, features, regimes, trading, broker) under the supervisor")
-    lv.add_argument("--data", default="sp500", help="bundled dataset, bars or ticks file, sim-bars, sim-ticks, or relay (an external feed on the run's ingest endpoint)")
+    lv.add_argument("--data", default=None, help="bundled dataset, bars or ticks file, sim-bars, sim-ticks, or relay (an external feed on the run's ingest endpoint); default sp500")
     lv.add_argument("--symbol", default=None, help="symbol the bars are published under (default: the dataset or file name)")
+    lv.add_argument("--symbols", default=None, help="several symbols traded as books of one account: 'sp500,nasdaq' or 'SPX=sp500,NDX=bars.csv' (instead of --data)")
     lv.add_argument("--clock", type=float, default=0.0, help="replay at this multiple of the data's own clock (1: real time); overrides --speed")
     lv.add_argument("--bar-interval", default="1min", help="ticks are aggregated into bars of this interval")
     lv.add_argument("--curve-dir", default=None, help="folder of CURVE keys (regime-nb live-keys DIR): encrypt and authenticate every link")

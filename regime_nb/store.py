@@ -25,7 +25,7 @@ def utc_now() -> str:
     "The current UTC time as ISO 8601 with microseconds, e.g. '2024-01-02T14:30:00.000001+00:00'."
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
-# %% ../nbs/10_store.ipynb #938472e1
+# %% ../nbs/10_store.ipynb #7452c0a2
 @dataclass(frozen=True)
 class Migration:
     "One schema step: its number, a name, and the SQL statements that make it."
@@ -183,6 +183,19 @@ MIGRATIONS = [
     # (symbol, ts_ns[, model_version]) already serve every query by symbol and time; a query across symbols by time scans.
     Migration(3, "one index for the per-bar tables", (
         "DROP INDEX IF EXISTS bars_by_ts", "DROP INDEX IF EXISTS predictions_by_ts", "DROP INDEX IF EXISTS predictions_by_model")),
+    # several books (one per symbol) share an account: each records its own equity curve; '' is the whole account
+    Migration(4, "equity per book", (
+        """CREATE TABLE equity_v4 (
+            ts_ns     INTEGER NOT NULL,
+            cash      REAL NOT NULL,
+            equity    REAL NOT NULL,
+            positions TEXT NOT NULL DEFAULT '{}',  -- JSON {symbol: qty}
+            drawdown  REAL,
+            book      TEXT NOT NULL DEFAULT '',    -- '' the account; a symbol for a book of a multi-symbol account
+            PRIMARY KEY (book, ts_ns))""",  # not WITHOUT ROWID: SQLite 3.40's integrity_check then reports its REAL columns as NULL
+        "INSERT INTO equity_v4 (ts_ns, cash, equity, positions, drawdown) SELECT ts_ns, cash, equity, positions, drawdown FROM equity",
+        "DROP TABLE equity",
+        "ALTER TABLE equity_v4 RENAME TO equity")),
 ]
 
 # %% ../nbs/10_store.ipynb #6b16a702
@@ -615,7 +628,7 @@ def _position_after(q0, a0, r0, dq, p):
     if abs(q1) <= _QTY_EPS: return 0.0, None, r1
     return q1, (a0 if q1 * q0 > 0 else p), r1
 
-# %% ../nbs/10_store.ipynb #38f72630
+# %% ../nbs/10_store.ipynb #ef9cdfc5
 @patch_to(Store)
 def record_fill(self, fill, # has broker_trade_id, client_order_id, qty, price; optional fee, ts_ns, symbol, side, seq
                ) -> bool:
@@ -660,15 +673,17 @@ def record_fill(self, fill, # has broker_trade_id, client_order_id, qty, price; 
     return True
 
 @patch_to(Store)
-def last_fill_seq(self) -> int:
-    "The highest broker fill sequence number recorded (0 if none): a restarted service asks the broker for the fills after it."
-    return self.query_one("SELECT COALESCE(MAX(seq), 0) FROM fills")[0]
+def last_fill_seq(self, symbol:str=None) -> int:
+    "The highest broker fill sequence number recorded (of `symbol`, or of all; 0 if none): a restarted service asks the broker for the fills after it."
+    w, p = ("WHERE symbol = ?", (symbol,)) if symbol else ("", ())
+    return self.query_one(f"SELECT COALESCE(MAX(seq), 0) FROM fills {w}", p)[0]
 
 @patch_to(Store)
-def fills(self, client_order_id:str=None) -> pd.DataFrame:
-    "Recorded fills (of one order, or all), in the order they were recorded."
-    w, p = ("WHERE client_order_id = ?", (client_order_id,)) if client_order_id else ("", ())
-    return self.query_df(f"SELECT * FROM fills {w} ORDER BY recorded_ns, rowid", p)
+def fills(self, client_order_id:str=None, symbol:str=None) -> pd.DataFrame:
+    "Recorded fills (of one order, of one symbol, or all), in the order they were recorded."
+    w = [(c, v) for c, v in (("client_order_id", client_order_id), ("symbol", symbol)) if v]
+    where = ("WHERE " + " AND ".join(f"{c} = ?" for c, _ in w)) if w else ""
+    return self.query_df(f"SELECT * FROM fills {where} ORDER BY recorded_ns, rowid", tuple(v for _, v in w))
 
 @patch_to(Store)
 def position(self, symbol:str) -> dict:
@@ -688,34 +703,40 @@ def cash_from_fills(self, init_cash:float) -> float:
     r = self.query_one("SELECT COALESCE(SUM(CASE side WHEN 'buy' THEN qty * price ELSE -qty * price END), 0), COALESCE(SUM(fee), 0) FROM fills")
     return float(init_cash) - r[0] - r[1]
 
-# %% ../nbs/10_store.ipynb #8a78dd4a
+# %% ../nbs/10_store.ipynb #03f93a89
 @patch_to(Store)
 def record_equity(self, ts_ns, cash:float, equity:float,
                   positions:dict=None, # {symbol: qty}; default the store's non-flat positions
                   drawdown:float=None, # default 1 - equity / (highest equity so far)
+                  book:str="", # '' the account; a symbol: that book of a multi-symbol account
                  ) -> float:
-    "Record an account snapshot; returns its drawdown (a fraction, 0 at a new high)."
+    "Record an account (or book) snapshot; returns its drawdown (a fraction, 0 at a new high)."
     ts, cash, eq = _to_ns(ts_ns, "ts_ns"), _num(cash, "cash"), _num(equity, "equity")
     with self.transaction():
         if positions is None: positions = {r[0]: r[1] for r in self.query("SELECT symbol, qty FROM positions WHERE qty != 0 ORDER BY symbol")}
         if drawdown is None:
-            peak = max(self.query_one("SELECT MAX(equity) FROM equity WHERE ts_ns <= ?", (ts,))[0] or eq, eq)
+            peak = max(self.query_one("SELECT MAX(equity) FROM equity WHERE book = ? AND ts_ns <= ?", (str(book), ts))[0] or eq, eq)
             drawdown = 1 - eq / peak if peak > 0 else 0.0
-        self.execute("INSERT OR REPLACE INTO equity VALUES (?, ?, ?, ?, ?)", (ts, cash, eq, _dumps(positions), _num(drawdown, "drawdown")))
+        self.execute(_EQUITY_INSERT, (ts, cash, eq, _dumps(positions), _num(drawdown, "drawdown"), str(book)))
     return drawdown
+
+_EQUITY_INSERT = "INSERT OR REPLACE INTO equity (ts_ns, cash, equity, positions, drawdown, book) VALUES (?, ?, ?, ?, ?, ?)"
 
 @patch_to(Store)
 def record_equity_rows(self, rows, # (ts_ns, cash, equity, positions, drawdown) per snapshot: positions a {symbol: qty} dict or its JSON text
+                       book:str="", # '' the account; a symbol: that book of a multi-symbol account
                       ) -> int:
     "Record many account snapshots in one transaction (the live loop's per-bar equity); returns how many."
-    data = [(_to_ns(t, "ts_ns"), _num(c, "cash"), _num(e, "equity"), p if isinstance(p, str) else _dumps(p), _num(dd, "drawdown")) for t, c, e, p, dd in rows]
-    with self.transaction(): self.conn.executemany("INSERT OR REPLACE INTO equity VALUES (?, ?, ?, ?, ?)", data)
+    b = str(book)
+    data = [(_to_ns(t, "ts_ns"), _num(c, "cash"), _num(e, "equity"), p if isinstance(p, str) else _dumps(p), _num(dd, "drawdown"), b) for t, c, e, p, dd in rows]
+    with self.transaction(): self.conn.executemany(_EQUITY_INSERT, data)
     return len(data)
 
 @patch_to(Store)
 def record_equity_block(self, ts_ns, cash, equity, # one value per snapshot: integers (epoch ns), finite numbers
                         positions, # {symbol: qty} or its JSON text: one for the whole block, or one per snapshot
                         drawdown, # one finite number per snapshot
+                        book:str="", # '' the account; a symbol: that book of a multi-symbol account
                        ) -> int:
     "Record a block of account snapshots from arrays in one transaction, as `record_equity_rows` would row by row (a stretch of bars without trades)."
     ts = np.asarray(ts_ns)
@@ -728,7 +749,7 @@ def record_equity_block(self, ts_ns, cash, equity, # one value per snapshot: int
         cols.append(x.tolist())
     pos = [p if isinstance(p, str) else _dumps(p) for p in positions] if isinstance(positions, (list, tuple)) else [positions if isinstance(positions, str) else _dumps(positions)] * n
     if len(pos) != n: raise StoreError(f"equity block: {len(pos)} positions for {n} snapshots")
-    with self.transaction(): self.conn.executemany("INSERT OR REPLACE INTO equity VALUES (?, ?, ?, ?, ?)", zip(ts.tolist(), cols[0], cols[1], pos, cols[2]))
+    with self.transaction(): self.conn.executemany(_EQUITY_INSERT, zip(ts.tolist(), cols[0], cols[1], pos, cols[2], [str(book)] * n))
     return n
 
 @patch_to(Store)

@@ -140,6 +140,15 @@ def test_a_frozen_service_is_detected_within_three_heartbeats_and_stops_trading(
     sup.stopping = True; th.join(30)
     assert st.integrity_check()
 
+def kill_at_random(sup, victims, store, seed:int):
+    "SIGKILL each victim process in turn, 0.8-2 s after the last; the store passes `PRAGMA integrity_check` after each."
+    rng = random.Random(seed)
+    for victim in victims:
+        time.sleep(rng.uniform(0.8, 2.0))
+        p = sup.procs.get(victim)
+        if p is not None and p.poll() is None: os.kill(p.pid, signal.SIGKILL)
+        assert store.integrity_check()
+
 def test_kill_9_at_random_moments_loses_no_fill_and_duplicates_no_order(tmp_path, registry):
     from regime_nb.broker import RemoteBroker
     cfg = cfg_for(tmp_path, registry, speed=150.0)
@@ -152,13 +161,8 @@ def test_kill_9_at_random_moments_loses_no_fill_and_duplicates_no_order(tmp_path
                       store_cash=st.cash_from_fills(cfg.init_cash), store_pos=st.position(cfg.symbol)["qty"], orders=st.query_df("SELECT * FROM orders"))
         b.close()
     th = threading.Thread(target=lambda: sup.run(45, before_stop=reconcile), daemon=True); th.start()
-    rng = random.Random(7)
     st = Store(cfg.store)
-    for victim in ["trading", "features", "broker", "trading", "prediction", "broker", "trading", "feed"]:
-        time.sleep(rng.uniform(0.8, 2.0))
-        p = sup.procs.get(victim)
-        if p is not None and p.poll() is None: os.kill(p.pid, signal.SIGKILL)
-        assert st.integrity_check()
+    kill_at_random(sup, ["trading", "features", "broker", "trading", "prediction", "broker", "trading", "feed"], st, seed=7)
     th.join(90)
     assert sum(sup.restarts.values()) >= 4, sup.restarts
     assert checks, "the run ended without reconciling"

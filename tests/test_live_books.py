@@ -1,0 +1,69 @@
+"""Several symbols traded as books of one account: one set of services per book, one broker, one store.
+Each book equals its own backtest; the broker's account is the books' sum; kill -9 across the books loses nothing."""
+import threading
+import pytest
+from regime_nb.broker import RemoteBroker
+from regime_nb.live import Supervisor, parity_check
+from regime_nb.store import Store
+
+from test_live import cfg_for, kill_at_random, quiet, registry  # noqa: F401 (registry is a fixture)
+
+BOOKS = {"sp500": "sp500", "NDX": "nasdaq"}  # one named after its data, one not
+
+def account_checks(cfg) -> dict:
+    "The broker's account and positions against the store's fills, and the books' last equity rows."
+    b, st = RemoteBroker(cfg.endpoints["broker"], timeout_ms=3000), Store(cfg.store)
+    try:
+        last = {r[0]: r[1] for r in st.query("SELECT book, equity FROM equity e WHERE ts_ns = (SELECT MAX(ts_ns) FROM equity WHERE book = e.book)")}
+        return dict(account=b.account(), positions=b.positions(), broker_fills=len(b.fills()), store_fills=len(st.fills()),
+                    store_cash=st.cash_from_fills(cfg.init_cash), store_pos={s: st.position(s)["qty"] for s in cfg.books},
+                    book_fills={s: len(st.fills(symbol=s)) for s in cfg.books}, last_equity=last, orders=st.query_df("SELECT * FROM orders"))
+    finally: b.close()
+
+def test_two_books_each_equal_their_backtest_and_add_up_to_the_account(tmp_path, registry):
+    cfg = cfg_for(tmp_path, registry, books=BOOKS, init_cash=2.0)
+    sup, checks = Supervisor(cfg, out=quiet), {}
+    stats = sup.run(240, before_stop=lambda s: checks.update(account_checks(cfg)))
+    assert all(t.get("done") for t in sup.trading()) and not sup.restarts, (sup.restarts, stats.keys())
+    assert set(sup.procs) == {"broker", *(f"{s}.{b}" for s in ("feed", "features", "prediction", "trading") for b in BOOKS)}
+    p = parity_check(cfg)
+    for sym, b in p["books"].items():  # each book is the single-symbol backtest of its data on half the cash
+        assert b["bars_live"] == b["bars_backtest"] > 900, (sym, b)
+        assert b["trades_live"] == b["trades_backtest"] > 5, (sym, b)
+        assert b["max_abs_equity_diff"] <= 1e-9, (sym, b)
+        assert abs(b["equity_live"] - checks["last_equity"][sym]) <= 1e-12
+    assert set(checks["last_equity"]) == set(BOOKS)  # every equity row belongs to a book: no account row written twice over
+    assert p["trades_live"] == checks["broker_fills"] == checks["store_fills"] == sum(checks["book_fills"].values())
+    assert all(n > 0 for n in checks["book_fills"].values())
+    assert checks["store_cash"] == pytest.approx(checks["account"]["cash"], abs=1e-12)  # one account: the books' cash together
+    for sym in BOOKS: assert checks["store_pos"][sym] == pytest.approx(checks["positions"].get(sym, 0.0), abs=1e-12)
+    assert checks["orders"].client_order_id.is_unique and not Store(cfg.store).open_orders()
+    assert p["equity_live"] == pytest.approx(sum(checks["last_equity"].values()), abs=1e-12)
+
+def test_kill_9_across_the_books_loses_no_fill_and_duplicates_no_order(tmp_path, registry):
+    cfg = cfg_for(tmp_path, registry, books=BOOKS, speed=150.0)
+    sup, checks = Supervisor(cfg, out=quiet), {}
+    th = threading.Thread(target=lambda: sup.run(50, before_stop=lambda s: checks.update(account_checks(cfg))), daemon=True); th.start()
+    st = Store(cfg.store)
+    kill_at_random(sup, ["trading.NDX", "broker", "trading.sp500", "feed.NDX", "prediction.sp500", "trading.NDX", "features.NDX", "broker", "trading.sp500"], st, seed=11)
+    th.join(120)
+    assert sum(sup.restarts.values()) >= 6, sup.restarts
+    assert checks, "the run ended without reconciling"
+    assert checks["store_fills"] == checks["broker_fills"] == sum(checks["book_fills"].values())
+    assert all(n > 0 for n in checks["book_fills"].values()), checks["book_fills"]
+    for sym in BOOKS: assert checks["store_pos"][sym] == pytest.approx(checks["positions"].get(sym, 0.0), abs=1e-12)
+    assert checks["store_cash"] == pytest.approx(checks["account"]["cash"], abs=1e-12)
+    o = checks["orders"]
+    assert o.client_order_id.is_unique and set(o.symbol) == set(BOOKS)
+    assert st.integrity_check()
+
+def test_the_cli_trades_several_symbols_and_prints_the_parity_of_each(cli, tmp_path, registry):
+    r = cli("live", "--symbols", "sp500,NDX=nasdaq", "--start", "2018-01-01", "--registry", registry, "--run-dir", tmp_path/"run", "--duration", "120")
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stdout.splitlines()
+    book_lines = [l for l in lines if l.startswith(("  sp500:", "  NDX:"))]
+    assert len(book_lines) == 2 and all("max |equity difference| 0" in l for l in book_lines), r.stdout[-1500:]
+    assert any(l.startswith("parity with the backtest") for l in lines)
+    assert "regime sp500:" in r.stdout and " NDX:" in r.stdout  # the summary line shows each book's regime
+    r = cli("live", "--symbols", "sp500", "--data", "nasdaq", "--registry", registry)
+    assert r.returncode == 2 and "not both" in r.stderr, r.stderr[-500:]
