@@ -536,6 +536,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'regime_nb.live.Service.close': ('live.html#service.close', 'regime_nb/live.py'),
                                 'regime_nb.live.Service.count': ('live.html#service.count', 'regime_nb/live.py'),
                                 'regime_nb.live.Service.install_signals': ('live.html#service.install_signals', 'regime_nb/live.py'),
+                                'regime_nb.live.Service.peers': ('live.html#service.peers', 'regime_nb/live.py'),
                                 'regime_nb.live.Service.stats': ('live.html#service.stats', 'regime_nb/live.py'),
                                 'regime_nb.live.Service.tick': ('live.html#service.tick', 'regime_nb/live.py'),
                                 'regime_nb.live.SnapshotFile': ('live.html#snapshotfile', 'regime_nb/live.py'),

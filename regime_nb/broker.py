@@ -198,7 +198,7 @@ def _check_setting(name, value, lo=0.0, hi=math.inf, strict=False):
         raise BrokerError(f"{name}={value!r}: expected a finite number {'>' if strict else '>='} {lo:g}" + (f" and <= {hi:g}" if hi < math.inf else ""))
     return value
 
-# %% ../nbs/09_broker.ipynb #c2b3b4c5
+# %% ../nbs/09_broker.ipynb #c845ea75
 class SimBroker:
     "A market simulator behind the `Broker` protocol: latency, acks, limit and market orders, partial fills, fees, slippage."
     def __init__(self, init_cash:float=1.0, # starting cash
@@ -223,13 +223,13 @@ class SimBroker:
         self._rng = random.Random(seed)
         self.ledger = Ledger(init_cash)
         self._orders, self._open, self._fills = {}, {}, []  # by client order id (all, open ones); fills in order
-        self.now_ns, self.events = 0, 0
+        self.now_ns, self.clocks, self.events = 0, {}, 0  # the latest event of any symbol; of each symbol
         self.counts = dict(submits=0, duplicates=0, rejected=0, cancels=0, fills=0, replayed=0)
         self.log = get_logger("broker")
 
     def __repr__(self): return f"SimBroker(fill_mode={self.fill_mode!r}, latency_ns={self.latency_ns}, orders={len(self._orders)}, fills={len(self._fills)})"
 
-# %% ../nbs/09_broker.ipynb #54b459b1
+# %% ../nbs/09_broker.ipynb #125d32ea
 @patch_to(SimBroker)
 def submit(self, order:Order) -> Ack:
     "Accept `order` (acked once its latency has passed) or reject it with a reason; a known client order id changes nothing."
@@ -256,7 +256,7 @@ def submit(self, order:Order) -> Ack:
     order.side, order.qty, order.ts_ns = int(order.side), float(order.qty), int(order.ts_ns)
     if order.limit_price is not None: order.limit_price = float(order.limit_price)
     jitter = self._rng.randint(0, self.latency_jitter_ns) if self.latency_jitter_ns else 0
-    w = _Working(order, "new", (order.ts_ns or self.now_ns) + self.latency_ns + jitter)
+    w = _Working(order, "new", (order.ts_ns or self.clocks.get(order.symbol, 0)) + self.latency_ns + jitter)
     if self.latency_ns + jitter == 0: w.status = "acked"
     self._orders[cid] = self._open[cid] = w
     return Ack(cid, True, w.status)
@@ -304,13 +304,14 @@ def open_order_ids(self) -> list:
     "The client order ids of the orders that may still fill, in submission order (cheap: no status records built)."
     return list(self._open)
 
-# %% ../nbs/09_broker.ipynb #d8da1f62
+# %% ../nbs/09_broker.ipynb #93e7f730
 @patch_to(SimBroker)
 def _event(self, symbol, ts_ns, price_of, size=math.inf):
     "Advance to `ts_ns`; ack arrived orders; fill `symbol`'s orders at `price_of(w)` (None: no fill). Return the new fills."
     ts = int(ts_ns)
-    if ts < self.now_ns: raise BrokerError(f"{symbol} event at ts_ns={ts} is before the broker's clock {self.now_ns}: events must come in time order")
-    self.now_ns, out = ts, []
+    last = self.clocks.get(symbol, -1)
+    if ts < last: raise BrokerError(f"{symbol} event at ts_ns={ts} is before its last event at {last}: a symbol's events must come in time order")
+    self.clocks[symbol], self.now_ns, out = ts, max(self.now_ns, ts), []
     for cid, w in list(self._open.items()):
         if ts < w.arrival_ns: continue  # not arrived yet (orders only ever see events after their submit)
         if w.status == "new": w.status = "acked"

@@ -282,7 +282,7 @@ def cmd_scan(args) -> int:
     print(f"{int(table.passed.sum())} of {len(table)} pass the gates; report: {out}")
     return 0
 
-# %% ../nbs/14_cli.ipynb #1b4b1253
+# %% ../nbs/14_cli.ipynb #11edc806
 def cmd_live_keys(args) -> int:
     "Make the CURVE keys `live --curve-dir` reads."
     from regime_nb.live import make_curve_keys
@@ -322,8 +322,10 @@ def cmd_live(args) -> int:
     if all(t.get("done") for t in sup.trading()) and "relay" not in (books.values() if books else [cfg.data]):
         p = parity_check(cfg)
         for sym, b in p.get("books", {}).items():
-            print(f"  {sym}: {b['trades_live']} live trades vs {b['trades_backtest']}, equity {b['equity_live']:.6f} vs {b['equity_backtest']:.6f}, max |equity difference| {b['max_abs_equity_diff']:.3g}")
-        print(f"parity with the backtest: {p['trades_live']} live trades vs {p['trades_backtest']}, max |equity difference| {p['max_abs_equity_diff']:.3g} over {p['bars_live']} bars")
+            print(f"  {sym}: {b['trades_live']} live trades vs {b['trades_backtest']}, equity {b['equity_live']:.6f} vs {b['equity_backtest']:.6f} "
+                  f"(the broker's fills: {b['equity_fills']:.6f}), max |equity difference| {b['max_abs_equity_diff']:.3g}")
+        print(f"parity with the backtest: {p['trades_live']} live trades vs {p['trades_backtest']}, max |equity difference| {p['max_abs_equity_diff']:.3g} over {p['bars_live']} bars; "
+              f"the broker's fills imply equity {p['equity_fills']:.6f} vs {p['equity_backtest']:.6f}")
     print(f"store: {cfg.store}; logs and snapshots: {cfg.run_dir}")
     return 0
 

@@ -418,19 +418,23 @@ class BarQueue:
     def drop(self, n:int): self.head += n
     def clear(self): self.head = len(self.ts)
 
-# %% ../nbs/12_live.ipynb #845301ed
+# %% ../nbs/12_live.ipynb #3a9c428e
 class Service:
     "Base of the live services: a publisher with heartbeats and stats, a stop flag set by SIGTERM/SIGINT."
     name = "service"
     def __init__(self, cfg:LiveConfig, key:str|None=None):  # key: its endpoint's name in `cfg.endpoints` (default: the service's name)
         self.cfg, self.log = cfg, get_logger(f"live.{self.name}")
+        self.who = f"{self.name}.{cfg.book}" if cfg.book else self.name  # who raised an alert: the service, and its book in a multi-symbol account
         self.ctx = zmq.Context.instance()
         key = key or self.name
-        self.pub = Publisher(cfg.endpoints[key], self.name, ctx=self.ctx, **cfg.link("server"), snapshot_endpoint=cfg.endpoints[f"{key}_snapshot"])
+        self.pub = Publisher(cfg.endpoints[key], self.who, ctx=self.ctx, **cfg.link("server"), snapshot_endpoint=cfg.endpoints[f"{key}_snapshot"])
         self.hb = Heartbeat(self.pub, cfg.heartbeat_ms)
         self.stopping, self.started_ns, self.last_stats_ns, self.last_snap_ns = False, time.time_ns(), 0, 0
         self.counts, self.hop_ns = {}, deque(maxlen=20_000)  # hop: upstream publishing a message -> this service receiving it
     def count(self, key, n=1): self.counts[key] = self.counts.get(key, 0) + n
+    def peers(self, *names) -> tuple:
+        "The sources the services `names` of this book publish as (each book's are its own, so a listener to several books tells them apart)."
+        return tuple(f"{n}.{self.cfg.book}" if self.cfg.book else n for n in names)
     def install_signals(self):
         "Stop cleanly on SIGTERM/SIGINT (finish the current message, snapshot, close)."
         for s in (signal.SIGTERM, signal.SIGINT): signal.signal(s, lambda *_: setattr(self, "stopping", True))
@@ -460,7 +464,7 @@ class Service:
             sub.monitor = mon
     def close(self): self.pub.close()
 
-# %% ../nbs/12_live.ipynb #07605550
+# %% ../nbs/12_live.ipynb #b6a01bb4
 class FeedHandler(Service):
     "Replay bars or ticks: validate each one, publish `bar.<symbol>` (ticks aggregated into bars), record the bars; resume after a restart."
     name = "feed"
@@ -510,9 +514,9 @@ class FeedHandler(Service):
         ts, o, h, l, c, v = row
         return [dict(ts=ts, open=o, high=h, low=l, close=c, volume=v)]
 
-    def wait_for_listeners(self, names=("features", "prediction", "trading"), timeout_s:float=30.0):
+    def wait_for_listeners(self, names=None, timeout_s:float=30.0):
         "Block until every downstream service's heartbeat has been seen (or the timeout passes)."
-        mon = HeartbeatMonitor(self.cfg.heartbeat_ms)
+        mon, names = HeartbeatMonitor(self.cfg.heartbeat_ms), names or self.peers("features", "prediction", "trading")
         subs = [Subscriber(self.cfg.endpoints[k], topics=("hb.",), ctx=self.ctx, monitor=mon, **self.cfg.link("client")) for k in ("features", "predictions", "trading")]
         deadline = time.time() + timeout_s
         try:
@@ -636,7 +640,7 @@ class FeedHandler(Service):
         relay = dict(gaps=self.ingest.gaps, undecodable=self.ingest.bad) if getattr(self, "ingest", None) is not None else {}
         return dict(super().stats(), pos=self.pos, total=len(self.data), rejected=rejected, warnings=dict(self.guard.warnings), **relay)
 
-# %% ../nbs/12_live.ipynb #4f5e95b7
+# %% ../nbs/12_live.ipynb #9b1f2f63
 def model_spec(cfg:LiveConfig):
     "The FeatureSpec the served model was trained with (or the config's)."
     from regime_nb.features import FeatureSpec
@@ -686,7 +690,7 @@ class FeatureService(Service):
 
     def run(self):
         self.install_signals()
-        self.await_upstream(self.sub, ("feed",))
+        self.await_upstream(self.sub, self.peers("feed"))
         since_save = 0
         while not self.stopping:
             self.tick()
@@ -710,7 +714,7 @@ class FeatureService(Service):
     def save(self): self.snap.write(dict(engine=self.engine.snapshot(), last_ts=self.last_ts))
     def stats(self): return dict(super().stats(), gaps=self.sub.gaps, undecodable=self.sub.bad)
 
-# %% ../nbs/12_live.ipynb #f2ea55d5
+# %% ../nbs/12_live.ipynb #e6435483
 class ServedModel:
     "A registry version and its online scorer, warmed on recent feature vectors."
     def __init__(self, registry, ref, history=()):
@@ -755,7 +759,7 @@ class PredictionService(Service):
                 if v is None: raise err
                 new = ServedModel(self.registry, v, self.history)
             except Exception as e:
-                self.refused.add(key); self.count("swap_refused"); self.store.alert("error", "model_swap", self.name, f"cannot serve {alias} (version {v}): {e}")
+                self.refused.add(key); self.count("swap_refused"); self.store.alert("error", "model_swap", self.who, f"cannot serve {alias} (version {v}): {e}")
                 continue
             self.log.info("swapping %s model %s -> %s", alias, cur.version, new.version)
             setattr(self, attr, new); self.count("swaps" if attr == "served" else "shadow_swaps"); swapped = True
@@ -775,7 +779,7 @@ class PredictionService(Service):
 
     def run(self):
         self.install_signals()
-        self.await_upstream(self.sub, ("features",))
+        self.await_upstream(self.sub, self.peers("features"))
         while not self.stopping:
             self.tick()
             now = time.time()
@@ -886,7 +890,7 @@ class RecordWriter:
         "Stop the thread and write what is left."
         self.stopping = True; self.wake.set(); self.thread.join(); self.flush()
 
-# %% ../nbs/12_live.ipynb #8e23991a
+# %% ../nbs/12_live.ipynb #50b3ad24
 class TradingService(Service):
     "Per bar: execute (engine step → risk → store → broker, pipelined) on arrival; decide (strategy step) when its regime arrives."
     name = "trading"
@@ -923,7 +927,7 @@ class TradingService(Service):
         self.latency_ns, self.bar_latency_ns, self.order_hop_ns, self.returns = deque(maxlen=20_000), deque(maxlen=20_000), deque(maxlen=20_000), deque(maxlen=250)
         self.first_bar_ns = self.last_bar_ns = self.probs_now = None
         self.last_close, self.halted, self.peak, self.risk_saved, self.n_msgs = None, [], -math.inf, 0.0, 0
-        self.monitor = HeartbeatMonitor(cfg.heartbeat_ms, expect=("feed", "features", "prediction"))
+        self.monitor = HeartbeatMonitor(cfg.heartbeat_ms, expect=self.peers("feed", "features", "prediction"))
         self.sub = Subscriber(cfg.endpoints["feed"], topics=(f"bar.{cfg.symbol}", f"regime.{cfg.symbol}", f"eof.{cfg.symbol}"), ctx=self.ctx, monitor=self.monitor, **cfg.link("client"))
         for k in ("features", "predictions"): self.sub.sock.connect(check_endpoint(cfg.endpoints[k], cfg.allow_remote))
         self.restore()
@@ -1016,7 +1020,7 @@ class TradingService(Service):
         if not self.writer.errors: self.journal.clear()
         self.journal.close(); super().close()
 
-# %% ../nbs/12_live.ipynb #4ec773c4
+# %% ../nbs/12_live.ipynb #35d81f59
 from fastcore.basics import patch_to
 
 @patch_to(TradingService)
@@ -1067,7 +1071,7 @@ def on_bar(self, bar:dict, send_ns:int):
     equity = cash + units * c
     ks = self.risk.on_equity(equity, now)
     if ks is not None:
-        self.writer.add("alert", "critical", "kill_switch", self.name, ks.reason)
+        self.writer.add("alert", "critical", "kill_switch", self.who, ks.reason)
         for cid in [*self.working, *(b["client_order_id"] for t, b, _ in self.outbox if t == "order")]: self.outbox.append(("cancel", {"client_order_id": cid}, None))
         self.count("kill_switch"); self.risk_snap.write(self.risk.snapshot())  # the switch stays tripped across a restart
     self.peak = max(self.peak, equity)
@@ -1191,7 +1195,7 @@ def on_replies(self):
     "Book the broker's answers; alert on refusals and on requests it never answered; check the book when nothing is in flight."
     for seq, topic, body, rep in self.orders.replies():
         if rep.topic == ERROR_TOPIC:
-            self.resync = True; self.writer.add("alert", "error", "broker_error", self.name, f"{topic}: {rep.body.get('error')}"); continue
+            self.resync = True; self.writer.add("alert", "error", "broker_error", self.who, f"{topic}: {rep.body.get('error')}"); continue
         b = rep.body
         if topic == "order":
             if b.get("latency_ns") is not None: self.latency_ns.append(b["latency_ns"]); self.order_hop_ns.append(b["hop_ns"])
@@ -1208,7 +1212,7 @@ def on_replies(self):
             for cid, sent_by in list(self.working.items()):
                 if sent_by <= seq and cid not in still: del self.working[cid]  # requests are answered in order: this answer knows every order sent up to it
     if self.orders.expired:
-        for _, topic, body in self.orders.expired: self.writer.add("alert", "critical", "broker_silent", self.name, f"no answer to {topic} {body}"[:300])
+        for _, topic, body in self.orders.expired: self.writer.add("alert", "critical", "broker_silent", self.who, f"no answer to {topic} {body}"[:300])
         self.orders.expired.clear(); self.broker_down = self.resync = True; self.count("broker_silent")
     if not self.orders.outstanding and not self.working:
         self.broker_down = False
@@ -1223,7 +1227,7 @@ def watch_peers(self, now_ns:int):
     "Mark silent peers (no message for three heartbeat intervals): trading halts for new risk, and an alert is raised once per episode."
     silent = self.monitor.silent(now_ns)
     for p in set(silent) - set(self.halted):
-        self.writer.add("alert", "error", "silent_peer", self.name, f"{p} silent for more than {self.monitor.misses} heartbeat intervals: no new risk")
+        self.writer.add("alert", "error", "silent_peer", self.who, f"{p} silent for more than {self.monitor.misses} heartbeat intervals: no new risk")
         self.writer.wake.set(); self.count("silent_peer_alerts")
     self.halted = silent
 
@@ -1236,12 +1240,12 @@ def on_version(self, version):
     try:
         with Registry(self.cfg.registry) as reg: metrics = reg.show(int(version)).get("metrics") or {}
     except Exception as e:
-        metrics = {}; self.writer.add("alert", "warning", "validation_figures", self.name, f"no validation figures for model {version}: {e}")
+        metrics = {}; self.writer.add("alert", "warning", "validation_figures", self.who, f"no validation figures for model {version}: {e}")
     self.validation = {k: float(metrics[f"validation_{k}"]) for k in ("sharpe", "hit_rate") if metrics.get(f"validation_{k}") is not None}
     ppy = metrics.get("validation_periods_per_year")
     if "sharpe" in self.validation and ppy:  # annualized as the live Sharpe will be (`RiskLimits.periods_per_year`)
         self.validation["sharpe"] *= math.sqrt(self.risk.limits.periods_per_year / float(ppy))
-    if not self.validation: self.writer.add("alert", "info", "validation_figures", self.name, f"model {version} has no validation figures: the degradation check is off for it")
+    if not self.validation: self.writer.add("alert", "info", "validation_figures", self.who, f"model {version} has no validation figures: the degradation check is off for it")
 
 @patch_to(TradingService)
 def on_message(self, m):
@@ -1263,7 +1267,7 @@ def on_message(self, m):
         self.eof_from.add(m.source)
     self.advance()
     if self.journal.size > 1 << 24 and self.writer.idle and not self.writer.errors: self.journal.clear()  # the store holds all of it
-    if {"feed", "prediction"} <= self.eof_from and not self.done:  # every bar and every regime has arrived: what is left can never be completed
+    if set(self.peers("feed", "prediction")) <= self.eof_from and not self.done:  # every bar and every regime has arrived: what is left can never be completed
         self.done = True; self.count("unmatched", len(self.queue) + len(self.probs)); self.queue.clear(); self.probs.clear()
     self.n_msgs += 1
     if self.n_msgs % 5000 == 0:  # now and then, drop regimes whose bar was lost (e.g. missed while restarting)
@@ -1272,7 +1276,7 @@ def on_message(self, m):
 @patch_to(TradingService)
 def run(self):
     self.install_signals()
-    self.await_upstream(self.sub, ("feed", "prediction"))
+    self.await_upstream(self.sub, self.peers("feed", "prediction"))
     poller = zmq.Poller()
     for s in (self.sub.sock, self.orders.sock): poller.register(s, zmq.POLLIN)
     while not self.stopping:
@@ -1521,14 +1525,14 @@ class LiveView:
     def gaps(self) -> int: return self.sub.gaps
     def close(self): self.sub.close()
 
-# %% ../nbs/12_live.ipynb #4bc36f67
+# %% ../nbs/12_live.ipynb #4f0601a9
 def parity_check(cfg:LiveConfig) -> dict:
     "Compare the recorded live equity with the backtest of the same model, strategy and costs over the replayed bars (of every book, with the account's totals)."
     if not cfg.books: return book_parity(cfg)
     books = {sym: book_parity(cfg.book_config(sym)) for sym in cfg.books}
     total = lambda k: sum(b[k] for b in books.values())
-    return dict(books=books, **{k: total(k) for k in ("bars_live", "bars_backtest", "trades_live", "trades_backtest", "equity_live", "equity_backtest")},
-                max_abs_equity_diff=max(b["max_abs_equity_diff"] for b in books.values()))
+    return dict(books=books, **{k: total(k) for k in ("bars_live", "bars_backtest", "trades_live", "trades_backtest", "equity_live", "equity_backtest", "equity_fills")},
+                max_abs_equity_diff=max(b["max_abs_equity_diff"] for b in books.values()), fills_equity_diff=max(b["fills_equity_diff"] for b in books.values()))
 
 def book_parity(cfg:LiveConfig) -> dict:
     "`parity_check` of one book (or of a single-symbol account)."
@@ -1546,6 +1550,10 @@ def book_parity(cfg:LiveConfig) -> dict:
     eq = st.query_df("SELECT ts_ns, equity FROM equity WHERE book = ? ORDER BY ts_ns", (cfg.book,))
     live = pd.Series(eq.equity.to_numpy(), index=pd.to_datetime(eq.ts_ns, utc=True))
     bt = res.equity.reindex(live.index)
+    f = st.query_df("SELECT side, qty, price, fee FROM fills WHERE symbol = ?", (cfg.symbol,))
+    du = np.where(f.side.isin(["buy", 1]), 1.0, -1.0) * f.qty.to_numpy()
+    fills_equity = (cfg.init_cash - float(du @ f.price.to_numpy()) - float(f.fee.sum()) + float(du.sum()) * float(bars["close"].get(live.index[-1], np.nan))) if len(live) else float("nan")
     return dict(bars_live=len(live), bars_backtest=len(res.equity), max_abs_equity_diff=float(np.abs(live.to_numpy() - bt.to_numpy()).max()) if len(live) else float("nan"),
+                equity_fills=fills_equity, fills_equity_diff=abs(fills_equity - float(bt.iloc[-1])) if len(live) else float("nan"),  # the broker's fills, marked at the last bar, against the backtest
                 trades_live=int(st.query_one("SELECT COUNT(*) FROM fills WHERE symbol = ?", (cfg.symbol,))[0]), trades_backtest=len(res.trades),
                 equity_live=float(live.iloc[-1]) if len(live) else float("nan"), equity_backtest=float(res.equity.iloc[-1]))

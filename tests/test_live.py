@@ -44,7 +44,7 @@ def test_replay_through_the_live_loop_equals_the_backtest(tmp_path, registry):
     p = parity_check(cfg)
     assert p["bars_live"] == p["bars_backtest"] == 1006
     assert p["trades_live"] == p["trades_backtest"] > 10
-    assert p["max_abs_equity_diff"] <= 1e-9, p
+    assert p["max_abs_equity_diff"] <= 1e-9 and p["fills_equity_diff"] <= 1e-9, p
     st = Store(cfg.store)
     assert st.integrity_check() and not st.open_orders()
 

@@ -30,7 +30,7 @@ def test_two_books_each_equal_their_backtest_and_add_up_to_the_account(tmp_path,
     for sym, b in p["books"].items():  # each book is the single-symbol backtest of its data on half the cash
         assert b["bars_live"] == b["bars_backtest"] > 900, (sym, b)
         assert b["trades_live"] == b["trades_backtest"] > 5, (sym, b)
-        assert b["max_abs_equity_diff"] <= 1e-9, (sym, b)
+        assert b["max_abs_equity_diff"] <= 1e-9 and b["fills_equity_diff"] <= 1e-9, (sym, b)  # the engine's book and the broker's fills
         assert abs(b["equity_live"] - checks["last_equity"][sym]) <= 1e-12
     assert set(checks["last_equity"]) == set(BOOKS)  # every equity row belongs to a book: no account row written twice over
     assert p["trades_live"] == checks["broker_fills"] == checks["store_fills"] == sum(checks["book_fills"].values())
@@ -39,6 +39,9 @@ def test_two_books_each_equal_their_backtest_and_add_up_to_the_account(tmp_path,
     for sym in BOOKS: assert checks["store_pos"][sym] == pytest.approx(checks["positions"].get(sym, 0.0), abs=1e-12)
     assert checks["orders"].client_order_id.is_unique and not Store(cfg.store).open_orders()
     assert p["equity_live"] == pytest.approx(sum(checks["last_equity"].values()), abs=1e-12)
+    a = Store(cfg.store).alerts()
+    assert not a.kind.isin(["broker_error", "silent_peer", "kill_switch"]).any(), a.message.tolist()
+    assert set(a.service) <= {f"trading.{b}" for b in BOOKS} | {f"prediction.{b}" for b in BOOKS}  # an alert names its book
 
 def test_kill_9_across_the_books_loses_no_fill_and_duplicates_no_order(tmp_path, registry):
     cfg = cfg_for(tmp_path, registry, books=BOOKS, speed=150.0)
