@@ -890,7 +890,7 @@ class RecordWriter:
         "Stop the thread and write what is left."
         self.stopping = True; self.wake.set(); self.thread.join(); self.flush()
 
-# %% ../nbs/12_live.ipynb #50b3ad24
+# %% ../nbs/12_live.ipynb #f32c72e1
 class TradingService(Service):
     "Per bar: execute (engine step → risk → store → broker, pipelined) on arrival; decide (strategy step) when its regime arrives."
     name = "trading"
@@ -907,7 +907,7 @@ class TradingService(Service):
         self.journal = IntentJournal(Path(cfg.run_dir)/"trading.intents", sync=cfg.durability == "full")
         self.broker = RemoteBroker(cfg.endpoints["broker"], timeout_ms=2000, retries=2, **cfg.link("client"))  # restart reconciliation and rare calls
         self.orders = AsyncClient(cfg.endpoints["broker"], timeout_ms=1000, retries=5, source="trading", **cfg.link("client"))  # the hot path
-        self.strategy, self.sym_json, self.cid_prefix = make_strategy(cfg.strategy), json.dumps(cfg.symbol), f"{cfg.symbol}-"  # its client order ids: symbol-bar
+        self.strategy, self.sym_json = make_strategy(cfg.strategy), json.dumps(cfg.symbol)
         self.stepper = self.strategy.stepper()
         from regime_nb.features import FeatureEngine
         spec = self.strategy.feature_spec()  # what it reads beyond the bars and the regimes (e.g. zscore_20): computed here, bar by bar, in decision order
@@ -1020,7 +1020,7 @@ class TradingService(Service):
         if not self.writer.errors: self.journal.clear()
         self.journal.close(); super().close()
 
-# %% ../nbs/12_live.ipynb #35d81f59
+# %% ../nbs/12_live.ipynb #c0d1c096
 from fastcore.basics import patch_to
 
 @patch_to(TradingService)
@@ -1208,7 +1208,7 @@ def on_replies(self):
                 self.fill_seq = max(self.fill_seq, f.seq)
                 if f.symbol != self.cfg.symbol: continue  # another book's: its own service books it
                 if self.ledger.apply(f): self.writer.add("record_fill", f); self.count("fills")
-            still = self.broker_open = {c for c in b["open"] if c.startswith(self.cid_prefix)}
+            still = self.broker_open = {c for c in b["open"] if c.rpartition("-")[0] == self.cfg.symbol}  # this book's (ids are symbol-bar; a symbol may hold '-')
             for cid, sent_by in list(self.working.items()):
                 if sent_by <= seq and cid not in still: del self.working[cid]  # requests are answered in order: this answer knows every order sent up to it
     if self.orders.expired:
