@@ -258,6 +258,8 @@ def submit(self, order:Order) -> Ack:
     jitter = self._rng.randint(0, self.latency_jitter_ns) if self.latency_jitter_ns else 0
     w = _Working(order, "new", (order.ts_ns or self.clocks.get(order.symbol, 0)) + self.latency_ns + jitter)
     if self.latency_ns + jitter == 0: w.status = "acked"
+    if self.fill_mode == "bar_close" and order.type == "limit" and order.ts_ns and w.arrival_ns <= self.clocks.get(order.symbol, -1):
+        w.has_rested = True  # placed (and arrived) by the close of its symbol's last bar: it works through the whole next bar, not only at its close
     self._orders[cid] = self._open[cid] = w
     return Ack(cid, True, w.status)
 
