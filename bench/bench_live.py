@@ -11,6 +11,8 @@ loop's default ipc:// transport, at 1k and 10k messages/s, through the two hops 
 -> broker) and the four an order takes, its regime first (feed -> features -> prediction -> trading -> broker); and the
 disk's durable-write latency (a small append and fdatasync in the run folder), which an order pays on top with
 durability="full". The four hops and the write together are a floor under feed -> order that no work can go below.
+The CPU each bare relay process uses per message (its recv and send, libzmq's IO thread included) is a floor under the
+loop's CPU per bar when it is paced one bar per message: at 10k bars/s two cores give 200 us per bar.
 
 Run: .venv/bin/python bench/bench_live.py
 """
@@ -74,7 +76,7 @@ def _relay(src, dst):
         if m == b"stop": return
 
 def transport_floor(folder, rate=1_000.0, n=3_000, hops=4):
-    "p50/p99 (us) of a bare message through `hops` PUB/SUB hops between processes over ipc://, paced at `rate`."
+    "p50/p99 (us) of a bare message through `hops` PUB/SUB hops between processes over ipc://, paced at `rate`; and the CPU (us) a relay process uses per message."
     eps = [f"ipc://{folder}/floor{hops}-{i}.sock" for i in range(hops + 1)]
     procs = [mp.Process(target=_relay, args=(eps[i], eps[i + 1]), daemon=True) for i in range(hops - 1)]
     for p in procs: p.start()
@@ -82,12 +84,14 @@ def transport_floor(folder, rate=1_000.0, n=3_000, hops=4):
     time.sleep(1.5)
     lat = []
     for i in range(n + 100):
+        if i == 100: cpu0 = [cpu_s(p.pid) for p in procs]
         t = time.perf_counter_ns(); pub.send(b"x"); sub.recv()
         if i >= 100: lat.append(time.perf_counter_ns() - t)
         time.sleep(max(0.0, 1 / rate - (time.perf_counter_ns() - t) / 1e9))
+    relay_cpu_us = np.mean([cpu_s(p.pid) - c for p, c in zip(procs, cpu0)]) / n * 1e6 if procs else np.nan  # its recv and send, IO thread included
     pub.send(b"stop")
     for p in procs: p.join(5)
-    return np.percentile(lat, 50) / 1e3, np.percentile(lat, 99) / 1e3
+    return np.percentile(lat, 50) / 1e3, np.percentile(lat, 99) / 1e3, relay_cpu_us
 
 def durable_write(folder, n=300):
     "p50/p99 (us) of appending 200 bytes and fdatasync-ing them, what durability='full' pays per order."
@@ -122,8 +126,12 @@ if __name__ == "__main__":
     floor = {}
     for rate in (1_000.0, 10_000.0):
         for hops, what in ((2, "a bar: feed -> trading -> broker"), (4, "its regime, then the order: feed -> features -> prediction -> trading -> broker")):
-            f50, f99 = floor[rate, hops] = transport_floor(d, rate=rate, n=3_000 if rate < 5_000 else 20_000, hops=hops)
-            print(f"  transport floor, a bare message through {hops} ipc PUB/SUB hops ({what}) at {rate:,.0f} msgs/s: p50 {f50:,.0f} us, p99 {f99:,.0f} us")
+            f50, f99, relay_cpu = floor[rate, hops] = transport_floor(d, rate=rate, n=3_000 if rate < 5_000 else 20_000, hops=hops)
+            print(f"  transport floor, a bare message through {hops} ipc PUB/SUB hops ({what}) at {rate:,.0f} msgs/s: p50 {f50:,.0f} us, p99 {f99:,.0f} us; "
+                  f"each bare relay process (recv + send) used {relay_cpu:,.1f} us of CPU per message")
+    relay10k = np.mean([floor[10_000.0, h][2] for h in (2, 4)])
+    print(f"  so at 10,000 bars/s, one message per bar: features and prediction each relay it, and the feed's send with trading's two receipts (bar and regime) "
+          f"are at least a third relay's worth: at least 3 x {relay10k:,.1f} = {3 * relay10k:,.0f} us of CPU per bar before any work, of the 200 us two cores give")
     w50, w99 = durable_write(d)
     print(f"  durable write on this disk (200-byte append + fdatasync): p50 {w50:,.0f} us, p99 {w99:,.0f} us")
     print(f"  so at 10,000 bars/s an order written durably before it is sent (durability=full) reaches the broker after the 4 hops and the write: "
