@@ -258,8 +258,6 @@ def submit(self, order:Order) -> Ack:
     jitter = self._rng.randint(0, self.latency_jitter_ns) if self.latency_jitter_ns else 0
     w = _Working(order, "new", (order.ts_ns or self.clocks.get(order.symbol, 0)) + self.latency_ns + jitter)
     if self.latency_ns + jitter == 0: w.status = "acked"
-    if self.fill_mode == "bar_close" and order.type == "limit" and order.ts_ns and w.arrival_ns <= self.clocks.get(order.symbol, -1):
-        w.has_rested = True  # placed (and arrived) by the close of its symbol's last bar: it works through the whole next bar, not only at its close
     self._orders[cid] = self._open[cid] = w
     return Ack(cid, True, w.status)
 
@@ -384,7 +382,7 @@ def on_bar(self, symbol:str, open:float, high:float, low:float, close:float, ts_
         o = w.order
         if o.type == "market": return x * (1.0 + s) if o.side > 0 else x * (1.0 - s)
         L = o.limit_price
-        if at_close and not w.has_rested:  # arrives at the close: only the close is available
+        if at_close and not w.has_rested and not (o.ts_ns and w.arrival_ns < ts_ns):  # arrives at the close: only the close is available (unless it was placed, and arrived, before the bar)
             return close if (close <= L if o.side > 0 else close >= L) else None
         if o.side > 0: return min(L, open) if low <= L else None
         return max(L, open) if high >= L else None

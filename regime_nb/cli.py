@@ -11,7 +11,8 @@ from .core import RegimeNbError, configure_logging, load_settings
 
 # %% auto #0
 __all__ = ['cmd_data_list', 'cmd_data_show', 'cmd_data_validate', 'cmd_fit', 'cmd_registry', 'cmd_backtest', 'cmd_walkforward',
-           'cmd_sweep', 'cmd_scan', 'cmd_live_keys', 'parse_books', 'cmd_live', 'cmd_demo', 'make_parser', 'main']
+           'cmd_sweep', 'cmd_scan', 'cmd_live_keys', 'parse_books', 'execution_of', 'cmd_live', 'cmd_demo',
+           'make_parser', 'main']
 
 # %% ../nbs/14_cli.ipynb #c7938c53
 def _parse_sets(items):
@@ -302,6 +303,13 @@ def parse_books(text:str) -> dict:
     if not books: raise RegimeNbError(f"--symbols {text!r}: no symbol (e.g. --symbols sp500,nasdaq)")
     return books
 
+def execution_of(args) -> dict:
+    "`LiveConfig.execution` from `live --execution --limit-offset-bps --limit-timeout-bars`."
+    if args.execution == "market":
+        if args.limit_offset_bps is not None or args.limit_timeout_bars is not None: raise RegimeNbError("--limit-offset-bps and --limit-timeout-bars need --execution limit")
+        return {"kind": "market"}
+    return {"kind": "limit", "offset_bps": args.limit_offset_bps or 0.0, "timeout_bars": 1 if args.limit_timeout_bars is None else args.limit_timeout_bars}
+
 def cmd_live(args) -> int:
     "Run the live services under the supervisor; print summaries and the parity check."
     from regime_nb.live import LiveConfig, Supervisor, parity_check
@@ -314,18 +322,23 @@ def cmd_live(args) -> int:
     cfg = LiveConfig(run_dir=str(run_dir), store=args.store or str(run_dir/"store.sqlite"), registry=str(args.registry or s.paths.registry),
                      data=args.data or "sp500", symbol=args.symbol or "", books=books, start=args.start, end=args.end, speed=args.speed, clock=args.clock, bar_interval=args.bar_interval, curve_dir=args.curve_dir,
                      model_alias=args.model_alias, shadow_alias=args.shadow_alias, costs_bps=args.costs_bps, durability=args.durability, batch=args.batch,
-                     strategy={"kind": "RegimeExposure", "exposures": list(_floats(args.exposures))},
-                     risk=dict(max_drawdown=s.risk.max_drawdown, stale_after_s=max(s.risk.stale_after_s, 30.0), var_limit=None,
-                               max_position=max(s.risk.max_position, max(_floats(args.exposures))), max_orders_per_min=100_000))
+                     strategy={"kind": "RegimeExposure", "exposures": list(_floats(args.exposures))}, execution=execution_of(args),
+                     risk=dict(max_drawdown=s.risk.max_drawdown, min_confidence=s.risk.min_confidence, stale_after_s=s.risk.stale_after_s,  # the deployment's [risk] settings
+                               max_position=s.risk.max_position, max_orders_per_min=s.risk.max_orders_per_min, var_limit=args.var_limit))
+    if max(map(abs, _floats(args.exposures))) > s.risk.max_position: print(f"note: exposures {args.exposures} exceed [risk] max_position={s.risk.max_position:g}: the risk manager caps them")
     sup = Supervisor(cfg)
     sup.run(args.duration, handle_signals=True)
-    if all(t.get("done") for t in sup.trading()) and "relay" not in (books.values() if books else [cfg.data]):
+    if all(t.get("done") for t in sup.trading()) and "relay" not in (books.values() if books else [cfg.data]) and cfg.execution["kind"] == "market":  # limit orders fill unlike the backtest
         p = parity_check(cfg)
         for sym, b in p.get("books", {}).items():
             print(f"  {sym}: {b['trades_live']} live trades vs {b['trades_backtest']}, equity {b['equity_live']:.6f} vs {b['equity_backtest']:.6f} "
                   f"(the broker's fills: {b['equity_fills']:.6f}), max |equity difference| {b['max_abs_equity_diff']:.3g}")
         print(f"parity with the backtest: {p['trades_live']} live trades vs {p['trades_backtest']}, max |equity difference| {p['max_abs_equity_diff']:.3g} over {p['bars_live']} bars; "
               f"the broker's fills imply equity {p['equity_fills']:.6f} vs {p['equity_backtest']:.6f}")
+    if cfg.execution["kind"] == "limit":
+        n = lambda k: sum(t.get(k, 0) for t in sup.trading())
+        print(f"limit execution: {n('orders')} limit orders, {n('limit_given_up')} not filled within {cfg.execution['timeout_bars']} bars and given up "
+              f"({n('exits_at_market')} exits' rests sent at market), {n('fills')} fills")
     print(f"store: {cfg.store}; logs and snapshots: {cfg.run_dir}")
     return 0
 
@@ -444,6 +457,12 @@ def make_parser() -> argparse.ArgumentParser:
     lv.add_argument("--costs-bps", type=float, default=10.0)
     lv.add_argument("--durability", choices=("full", "process"), default="full", help="full: each order is fsynced before it is sent; process: it survives any process crash")
     lv.add_argument("--batch", type=int, default=64, help="most bars per message at full speed")
+    lv.add_argument("--execution", choices=("market", "limit"), default="market", help="market: every order at the next bar's close, as the backtest; limit: the seeds' rule, "
+                    "a limit order at the deciding bar's close, and if it has not filled within --limit-timeout-bars, an entry is cancelled and an exit's rest goes at market")
+    lv.add_argument("--limit-offset-bps", type=float, default=None, help="with --execution limit: > 0 sets a buy's limit this far below the deciding close (passive), < 0 through it (default 0)")
+    lv.add_argument("--limit-timeout-bars", type=int, default=None, help="with --execution limit: bars a limit order may work before it is given up (default 1)")
+    lv.add_argument("--var-limit", type=float, default=None, help="one-period VaR limit of the position, a fraction of equity (default: no VaR check)")
+    lv.add_argument("--settings", default=argparse.SUPPRESS, help="settings file (as the top-level --settings; its [risk] limits apply)")
     lv.set_defaults(func=cmd_live)
     k = sub.add_parser("live-keys", help="make a folder of CURVE keys for `live --curve-dir` (keep it out of any repository)")
     k.add_argument("dir")

@@ -13,23 +13,24 @@ import zmq
 from .core import RegimeNbError, configure_logging, get_logger
 from .data import OHLCV
 from .bus import ERROR_TOPIC, AsyncClient, Heartbeat, HeartbeatMonitor, Publisher, Subscriber, check_endpoint
-from .backtest import S_CASH, S_UNITS, T_UNITS, engine_step_nb
+from .backtest import S_CASH, S_EQUITY, S_UNITS, T_UNITS, engine_step_nb
 from .broker import Fill, _fields, flat_dict
 from .risk import MarketState, OrderRequest
 from .strategies import make_inputs, strategy_run_nb, strategy_step_nb
 
 # %% auto #0
-__all__ = ['DURABILITY', 'SYMBOL_RE', 'PUBLISHERS', 'TICK_COLUMNS', 'BAR_KINDS', 'BAR_FIELDS', 'PRICE_COL', 'SERVICE_ORDER',
-           'free_endpoint', 'make_curve_keys', 'local_endpoint', 'LiveConfig', 'SnapshotFile', 'IntentJournal',
-           'is_ticks', 'recorded_bars', 'replay_data', 'replay_bars', 'bar_guard_block_nb', 'BarGuard',
-           'bar_columns_from_body', 'bars_from_body', 'rows_from_body', 'bars_body', 'features_from_body',
-           'regimes_from_body', 'BarQueue', 'Service', 'FeedHandler', 'model_spec', 'FeatureService', 'ServedModel',
-           'PredictionService', 'make_strategy', 'percentiles_us', 'record_intent', 'RecordWriter', 'TradingService',
-           'quiet_run_nb', 'JournaledBroker', 'LiveBroker', 'service_main', 'Supervisor', 'LiveView', 'parity_check',
-           'book_parity']
+__all__ = ['DURABILITY', 'EXECUTIONS', 'SYMBOL_RE', 'PUBLISHERS', 'TICK_COLUMNS', 'BAR_KINDS', 'BAR_FIELDS', 'PRICE_COL',
+           'SERVICE_ORDER', 'free_endpoint', 'make_curve_keys', 'local_endpoint', 'check_execution', 'LiveConfig',
+           'SnapshotFile', 'IntentJournal', 'is_ticks', 'recorded_bars', 'replay_data', 'replay_bars',
+           'bar_guard_block_nb', 'BarGuard', 'bar_columns_from_body', 'bars_from_body', 'rows_from_body', 'bars_body',
+           'features_from_body', 'regimes_from_body', 'BarQueue', 'Service', 'FeedHandler', 'model_spec',
+           'FeatureService', 'ServedModel', 'PredictionService', 'make_strategy', 'percentiles_us', 'record_intent',
+           'RecordWriter', 'TradingService', 'quiet_run_nb', 'JournaledBroker', 'LiveBroker', 'service_main',
+           'Supervisor', 'LiveView', 'parity_check', 'book_parity']
 
 # %% ../nbs/12_live.ipynb #127e59ce
 DURABILITY = ("full", "process")
+EXECUTIONS = ("market", "limit")
 SYMBOL_RE = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")  # a symbol names a folder and a topic part
 PUBLISHERS = ("feed", "features", "predictions", "trading")  # the endpoints services publish on; each has a `<name>_snapshot` endpoint for late joiners
 
@@ -54,6 +55,21 @@ def local_endpoint(folder, name:str) -> str:
     if not zmq.has("ipc") or len(str(path).encode()) > 100: return free_endpoint()  # unix socket paths are limited to ~107 bytes
     path.parent.mkdir(parents=True, exist_ok=True); os.chmod(path.parent, 0o700)
     return f"ipc://{path}"
+
+def check_execution(spec) -> dict:
+    "The execution rule `spec` with its defaults, or an error that names what is wrong: `{'kind': 'market'}`, or `{'kind': 'limit', 'offset_bps': 0.0, 'timeout_bars': 1}`."
+    if not isinstance(spec, dict) or spec.get("kind") not in EXECUTIONS:
+        raise RegimeNbError(f"live config execution={spec!r}: expected {{'kind': 'market'}} or {{'kind': 'limit', 'offset_bps': 0.0, 'timeout_bars': 1}}")
+    keys = ("kind",) if spec["kind"] == "market" else ("kind", "offset_bps", "timeout_bars")
+    if unknown := sorted(set(spec) - set(keys)): raise RegimeNbError(f"live config execution: unknown keys {unknown}; a {spec['kind']} rule takes {', '.join(keys[1:]) or 'nothing else'}")
+    if spec["kind"] == "market": return dict(kind="market")
+    out = dict(kind="limit", offset_bps=0.0, timeout_bars=1) | spec
+    off, n = out["offset_bps"], out["timeout_bars"]
+    if isinstance(off, bool) or not isinstance(off, (int, float)) or not -1e4 < off < 1e4:
+        raise RegimeNbError(f"live config execution offset_bps={off!r}: expected basis points in (-10000, 10000): > 0 sets a buy's limit below the decision bar's close (passive), < 0 through it")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise RegimeNbError(f"live config execution timeout_bars={n!r}: expected an integer >= 1, the bars a limit order may work before it is given up")
+    return dict(out, offset_bps=float(off))
 
 @dataclass
 class LiveConfig:
@@ -86,6 +102,7 @@ class LiveConfig:
     allow_remote: bool = False  # endpoints may be on other hosts (only with `curve_dir`: a link that leaves the machine is never in the clear)
     books: dict = field(default_factory=dict)  # symbol -> bundled dataset, bars file or "relay": several symbols traded as books of one account (empty: `data` alone)
     book: str = ""  # the book these services run ('' the whole account): `book_config` sets it
+    execution: dict = field(default_factory=lambda: {"kind": "market"})  # "market": every order at the next bar's close, as the backtest; "limit": the seeds' rule (`check_execution`)
 
     def __post_init__(self):
         self.symbol = self.symbol or Path(str(self.data)).stem
@@ -104,6 +121,7 @@ class LiveConfig:
             if not (isinstance(sym, str) and SYMBOL_RE.fullmatch(sym)): raise RegimeNbError(f"live config books: symbol {sym!r} must be letters, digits, '_', '-' or '.', not starting with '.'")
             if not (isinstance(src, str) and src): raise RegimeNbError(f"live config books[{sym!r}]={src!r}: expected a bundled dataset, a bars file or 'relay'")
         if self.books and self.book: raise RegimeNbError("live config: a book's config (book set) cannot hold books of its own")
+        self.execution = check_execution(self.execution)
         for k in ("feed", "features", "predictions", "trading", "broker", "predict", *(f"{s}_snapshot" for s in PUBLISHERS)) + (("ingest",) if self.data == "relay" else ()):
             if k not in self.endpoints: self.endpoints[k] = local_endpoint(Path(self.run_dir)/"sockets", k)
             check_endpoint(self.endpoints[k], self.allow_remote)
@@ -923,6 +941,8 @@ class TradingService(Service):
         self.decided_ts, self.last_bar, self.last_sent_ns = -1, None, 0  # the last bar decided; the last bar executed and when the feed sent it
         self.working, self.fill_seq, self.resync, self.broker_down = {}, 0, False, False  # working: client order id -> id of the request that sent it
         self.broker_open, self.sent_now = set(), False  # orders the broker's last answer said may still fill; an order sent on this bar
+        self.execution, self.limit = cfg.execution, cfg.execution["kind"] == "limit"
+        self.limit_orders, self.give_up_now = {}, None  # limit orders that may still fill: client order id -> side, qty, intent, bars worked, filled; the give-up to send with the next bar
         self.intents, self.outbox, self.processed, self.quiet_size, self.quiet_stop_ts = [], [], 0, 64, -1  # order intents not yet journaled; requests waiting for them; bars read for a quiet stretch; the bar the last one stopped at
         self.latency_ns, self.bar_latency_ns, self.order_hop_ns, self.returns = deque(maxlen=20_000), deque(maxlen=20_000), deque(maxlen=20_000), deque(maxlen=250)
         self.first_bar_ns = self.last_bar_ns = self.probs_now = None
@@ -993,7 +1013,10 @@ class TradingService(Service):
             st = self.broker.order_status(o["client_order_id"])
             if st.status in ("cancelled", "rejected", "filled", "unknown"):
                 self.store.mark_order(o["client_order_id"], "cancelled" if st.status == "unknown" else st.status, reason="resolved after restart")
-            else: self.working[o["client_order_id"]] = 0; self.broker_open.add(o["client_order_id"])
+            else:
+                self.working[o["client_order_id"]] = 0; self.broker_open.add(o["client_order_id"])
+                if o.get("type") == "limit":  # its timeout counts again from here
+                    self.limit_orders[o["client_order_id"]] = dict(side=1 if o["side"] in (1, "buy") else -1, qty=float(o["qty"]), intent=o["intent"], bars=0, filled=float(o.get("filled_qty") or 0.0), giving_up=False)
         self.adopt_ledger()
 
     def adopt_ledger(self):
@@ -1024,16 +1047,24 @@ class TradingService(Service):
 from fastcore.basics import patch_to
 
 @patch_to(TradingService)
+def order_in_flight(self) -> bool:
+    "Whether an order of this book may still fill: waiting to be sent, sent and not yet answered, open at the broker, or being given up."
+    return bool(self.working or self.broker_open or self.give_up_now is not None or any(t == "order" for t, _, _ in self.outbox))
+
+@patch_to(TradingService)
 def execute(self, bar:dict, send_ns:int, now_ns:int):
-    "Run the engine step for the pending target at this bar's close; send the order it implies through risk to the broker."
+    "Run the engine step for the pending target at this bar's close; send the order it implies through risk to the broker (a limit order: see `give_up`)."
     c, ts = bar["close"], bar["ts"]
+    quote = self.last_close if self.limit and self.last_close else c  # a limit order is placed at the close of the bar that decided it, and sized and priced off that quote
     before = self.state.copy()
-    if not engine_step_nb(self.state, self.params, bar["open"], c, self.pending_target, 0.0, self.trade): return None
+    if not engine_step_nb(self.state, self.params, quote if self.limit else bar["open"], quote, self.pending_target, 0.0, self.trade): return None
+    if self.limit and self.order_in_flight(): self.state[:] = before; self.count("waiting_on_order"); return None  # one order at a time: the target waits for the working one to end
     du, units = float(self.trade[T_UNITS]), float(before[S_UNITS])
-    cid = f"{self.cfg.symbol}-{ts}"
-    req = OrderRequest(cid, self.cfg.symbol, 1 if du > 0 else -1, abs(du), None, now_ns, "rebalance")
+    side, cid = 1 if du > 0 else -1, f"{self.cfg.symbol}-{ts}"
+    limit = quote * (1 - side * self.execution["offset_bps"] * 1e-4) if self.limit else None
+    req = OrderRequest(cid, self.cfg.symbol, side, abs(du), limit, now_ns, "rebalance")
     val = self.validation
-    ms = MarketState(self.cfg.symbol, c, c, send_ns, position=units, equity=float(before[S_CASH]) + units * c,  # the quote is as old as the feed's message; the regime is the one that decided this target
+    ms = MarketState(self.cfg.symbol, quote, quote, send_ns, position=units, equity=float(before[S_CASH]) + units * quote,  # the quote is as old as the feed's message; the regime is the one that decided this target
                      regime_probs=tuple(self.probs_now or ()), returns=np.fromiter(self.returns, "float64", len(self.returns)) if self.returns and self.risk.limits.var_limit is not None else None,
                      live_returns=np.fromiter(self.live_returns, "float64", len(self.live_returns)) if val else None, model_version=self.model_version,
                      validation_sharpe=val.get("sharpe"), validation_hit_rate=val.get("hit_rate"))
@@ -1047,10 +1078,14 @@ def execute(self, bar:dict, send_ns:int, now_ns:int):
         return None
     qty = v.order.qty if v.order is not None else abs(du)
     if qty != abs(du): self.resync = True  # the risk manager resized it: the ledger will tell the engine what happened
-    order = dict(client_order_id=cid, symbol=self.cfg.symbol, side=req.side, qty=qty, type="market", limit_price=None,  # an `Order`, as the wire carries it
-                 intent="entry" if abs(units + req.side * qty) > abs(units) else "exit", ts_ns=ts)
-    self.intents.append(dict(order=order, target=self.pending_target, reasons=reasons, price=c))
+    intent = "entry" if abs(units + side * qty) > abs(units) else "exit"
+    order = dict(client_order_id=cid, symbol=self.cfg.symbol, side=side, qty=qty, type="limit" if self.limit else "market", limit_price=limit,  # an `Order`, as the wire carries it
+                 intent=intent, ts_ns=self.last_ts if self.limit else ts)  # a limit order is stamped with the bar it was placed at: it works through all of this one
+    self.intents.append(dict(order=order, target=self.pending_target, reasons=reasons, price=quote))
     self.outbox.append(("order", order, send_ns)); self.sent_now = True  # sent once its intent is journaled
+    if self.limit:  # the book changes by its fills only (the engine keeps the target it acted on)
+        self.limit_orders[cid] = dict(side=side, qty=qty, intent=intent, bars=0, filled=0.0, giving_up=False)
+        self.state[S_CASH], self.state[S_UNITS], self.state[S_EQUITY] = before[S_CASH], before[S_UNITS], before[S_CASH] + before[S_UNITS] * c
     self.count("orders")
     return order
 
@@ -1060,9 +1095,10 @@ def on_bar(self, bar:dict, send_ns:int):
     now = time.time_ns()
     self.execute(bar, send_ns, now)
     c = bar["close"]
-    if self.sent_now or self.broker_open:  # the broker needs the bars that can fill something
+    if self.sent_now or self.broker_open or self.give_up_now is not None or (self.limit and self.working):  # the broker needs the bars that can fill something
         req = dict(symbol=self.cfg.symbol, open=bar["open"], high=bar["high"], low=bar["low"], close=c, ts_ns=bar["ts"], since_seq=self.fill_seq)
         if self.sent_now: topic, order, ev = self.outbox[-1]; self.outbox[-1] = (topic, dict(order, bar=req), ev)  # with the order it fills: one round trip
+        elif self.give_up_now is not None: self.outbox.append(("give_up", dict(self.give_up_now, bar=req), None)); self.give_up_now = None
         else: self.outbox.append(("bar", req, None))
         self.sent_now = False
     if self.last_close: self.returns.append(c / self.last_close - 1)
@@ -1115,7 +1151,7 @@ def quiet_run_nb(state, params, opens, closes, X, code, sstate, sparams, pending
 @patch_to(TradingService)
 def run_quiet(self) -> int:
     "Run the longest stretch of queued bars whose regimes are here through `quiet_run_nb` (one compiled call for what the per-bar path would do); how many it ran."
-    if self.risk.killed or self.halted or self.broker_open or self.broker_down or self.sent_now or self.decided_ts < self.last_ts: return 0
+    if self.risk.killed or self.halted or self.broker_open or self.broker_down or self.sent_now or self.decided_ts < self.last_ts or (self.limit and self.order_in_flight()): return 0
     q, probs, size = self.queue, self.probs, self.quiet_size
     if q.first_ts() == self.quiet_stop_ts: return 0  # the last stretch stopped at this bar: it needs the per-bar path, no second look
     P = []
@@ -1160,6 +1196,11 @@ def run_quiet(self) -> int:
     return n
 
 @patch_to(TradingService)
+def held(self) -> bool:
+    "With limit orders, the next bar waits while an order of this book may fill and the broker has not answered all that was sent: its answer decides the book and the timeout."
+    return self.limit and bool(self.outbox or self.orders.outstanding) and self.order_in_flight()
+
+@patch_to(TradingService)
 def advance(self):
     "Alternate the two steps as far as the data allows: decide the last executed bar once its regime is here; execute the next bar once the last one is decided."
     while True:
@@ -1168,7 +1209,7 @@ def advance(self):
             if p is not None: self.decide(p)
             elif self.probs_max_ts > self.last_ts: self.decided_ts = self.last_ts; self.count("undecided")  # its regime was lost (regimes arrive in order): the old target stands
             else: return
-        if not self.queue: return
+        if not self.queue or self.held(): return
         if self.run_quiet(): continue
         bar, sent = self.queue.popleft()
         if bar["ts"] > self.last_ts: self.on_bar(bar, sent)
@@ -1188,6 +1229,7 @@ def send_outbox(self):
     for topic, body, event_ns in self.outbox:
         seq = self.orders.send(topic, body, event_ns=event_ns)
         if topic == "order": self.working[body["client_order_id"]] = seq; self.writer.add("mark_order", body["client_order_id"], "sent", sent_ns=time.time_ns())
+        elif topic == "give_up" and body["child"] is not None: self.working[body["child"]["client_order_id"]] = seq; self.writer.add("mark_order", body["child"]["client_order_id"], "sent", sent_ns=time.time_ns())
     self.outbox.clear()
 
 @patch_to(TradingService)
@@ -1202,13 +1244,18 @@ def on_replies(self):
             if not b.get("accepted"):  # an accepted order's next record is its fill
                 self.working.pop(b["client_order_id"], None); self.resync = True; self.count("broker_rejected")
                 self.writer.add("mark_order", b["client_order_id"], "rejected", reason=b.get("reason", ""))
+        if topic == "give_up": self.on_given_up(body, b)
         if "fills" in b:  # the answer to a bar, alone or with the order it fills
             for d in b["fills"]:
                 f = Fill.from_dict(d)
                 self.fill_seq = max(self.fill_seq, f.seq)
                 if f.symbol != self.cfg.symbol: continue  # another book's: its own service books it
-                if self.ledger.apply(f): self.writer.add("record_fill", f); self.count("fills")
+                if self.ledger.apply(f):
+                    self.writer.add("record_fill", f); self.count("fills")
+                    if (lo := self.limit_orders.get(f.client_order_id)) is not None: lo["filled"] += f.qty
+                    if self.limit: self.adopt_ledger()  # with limit orders the book is the broker's fills
             still = self.broker_open = {c for c in b["open"] if c.rpartition("-")[0] == self.cfg.symbol}  # this book's (ids are symbol-bar; a symbol may hold '-')
+            if self.limit_orders: self.watch_limit_orders(still, seq)
             for cid, sent_by in list(self.working.items()):
                 if sent_by <= seq and cid not in still: del self.working[cid]  # requests are answered in order: this answer knows every order sent up to it
     if self.orders.expired:
@@ -1221,6 +1268,38 @@ def on_replies(self):
             if self.ledger.cash != self.cash or u != self.units:
                 self.count("book_resyncs"); self.log.warning("engine book (%r, %r) differs from the broker's fills (%r, %r): taking the fills", self.cash, self.units, self.ledger.cash, u)
             self.adopt_ledger(); self.resync = False
+
+@patch_to(TradingService)
+def watch_limit_orders(self, still:set, seq:int):
+    "After the answer to request `seq` (each carries one bar): a limit order it shows open has worked one more bar; at `timeout_bars` it is given up."
+    for cid, lo in list(self.limit_orders.items()):
+        sent_by = self.working.get(cid)
+        if sent_by is None or sent_by > seq: continue  # not sent yet, or sent after this request: this answer cannot know it
+        if cid not in still: del self.limit_orders[cid]; continue  # filled, cancelled or refused
+        lo["bars"] += 1
+        if lo["bars"] >= self.execution["timeout_bars"] and not lo["giving_up"] and self.give_up_now is None: self.give_up_limit(cid, lo)
+
+@patch_to(TradingService)
+def give_up_limit(self, cid:str, lo:dict):
+    "The seeds' rule for a limit order not filled in time: cancel an entry; cancel an exit and send what is left at market (journaled before it is sent, as every order)."
+    lo["giving_up"], child = True, None
+    left = lo["qty"] - lo["filled"]
+    if lo["intent"] != "entry" and left > 1e-12 * lo["qty"]:
+        child = dict(client_order_id=f"{cid}.m", symbol=self.cfg.symbol, side=lo["side"], qty=left, type="market", limit_price=None, intent=lo["intent"], ts_ns=self.last_ts)
+        self.intents.append(dict(order=child, target=self.pending_target, reasons=[f"{cid} not filled within {self.execution['timeout_bars']} bars: the rest of the exit at market"], price=self.last_close))
+    self.give_up_now = dict(client_order_id=cid, child=child)  # sent with the next bar
+    self.count("limit_given_up")
+
+@patch_to(TradingService)
+def on_given_up(self, body:dict, b:dict):
+    "Record what the broker did with a give-up: the limit order cancelled (unless it had filled), the market order for the rest of an exit sent or not needed."
+    cid, n = body["client_order_id"], self.execution["timeout_bars"]
+    if (b.get("cancel") or {}).get("status") == "cancelled": self.writer.add("mark_order", cid, "cancelled", reason=f"limit order not filled within {n} bars: given up")
+    if body["child"] is None: return
+    child, ack = body["child"]["client_order_id"], b.get("child")
+    if ack is not None and ack.get("accepted"): self.count("exits_at_market"); return
+    self.working.pop(child, None)
+    self.writer.add("mark_order", child, "cancelled" if ack is None else "rejected", reason="nothing was left to exit" if ack is None else ack.get("reason", ""))
 
 @patch_to(TradingService)
 def watch_peers(self, now_ns:int):
@@ -1267,11 +1346,16 @@ def on_message(self, m):
         self.eof_from.add(m.source)
     self.advance()
     if self.journal.size > 1 << 24 and self.writer.idle and not self.writer.errors: self.journal.clear()  # the store holds all of it
-    if set(self.peers("feed", "prediction")) <= self.eof_from and not self.done:  # every bar and every regime has arrived: what is left can never be completed
-        self.done = True; self.count("unmatched", len(self.queue) + len(self.probs)); self.queue.clear(); self.probs.clear()
+    self.check_done()
     self.n_msgs += 1
     if self.n_msgs % 5000 == 0:  # now and then, drop regimes whose bar was lost (e.g. missed while restarting)
         for t in [t for t in self.probs if t <= self.decided_ts]: self.probs.pop(t)
+
+@patch_to(TradingService)
+def check_done(self):
+    "Once every bar and every regime has arrived and no bar is held for the broker, what is left can never be completed: count it, and the replay is done."
+    if set(self.peers("feed", "prediction")) <= self.eof_from and not self.done and not self.held():
+        self.done = True; self.count("unmatched", len(self.queue) + len(self.probs)); self.queue.clear(); self.probs.clear()
 
 @patch_to(TradingService)
 def run(self):
@@ -1283,6 +1367,8 @@ def run(self):
         self.tick()
         self.watch_peers(time.time_ns())
         self.on_replies()
+        if self.limit and self.queue and not self.held():  # an answer releases the bars held for it
+            self.advance(); self.check_done(); self.commit_intents(); self.send_outbox()
         m = self.sub.recv(timeout_ms=0)
         if m is None: poller.poll(20); continue
         try:
@@ -1337,7 +1423,7 @@ from .broker import BrokerServer
 
 class LiveBroker(BrokerServer):
     "The broker process's server: `order` (a submit that reports its latency from the feed) and an idempotent `bar` that answers with the fills after `since_seq`."
-    topics = BrokerServer.topics + ("order",)
+    topics = BrokerServer.topics + ("order", "give_up")
     def __init__(self, broker, endpoint:str="tcp://127.0.0.1:*", **kw):
         super().__init__(broker, endpoint, **kw)
         self.delivered = {}  # client session -> last fill seq sent to it (forgotten on restart: then `since_seq` rules)
@@ -1350,7 +1436,21 @@ class LiveBroker(BrokerServer):
             ack = dict(ack, latency_ns=(m.recv_ns - m.event_ns) if m.event_ns else None, hop_ns=m.recv_ns - m.send_ns)  # from the feed, from the trading service
             return ack if bar is None else dict(ack, **self.on_bar(bar, m.session))
         if m.topic == "bar": return self.on_bar(self.bar_fields(m.body), m.session)
+        if m.topic == "give_up":  # a limit order not filled in time, and the bar to go on with
+            cid, child, bar = _fields(m.body, ("client_order_id", "child", "bar"), "give_up")
+            bar = self.bar_fields(bar)  # checked before anything changes
+            return dict(self.give_up(cid, child), **self.on_bar(bar, m.session))
         return super().handle(m)
+    def give_up(self, cid:str, child:dict|None) -> dict:
+        "Cancel limit order `cid`; if it was an exit or reduction, send what is left of it as the market order `child` (its qty capped at what is left). Repeating it changes nothing."
+        from regime_nb.broker import Order
+        cancel = flat_dict(self.broker.cancel(cid))
+        st, sent = self.broker.order_status(cid), None
+        left = st.qty - st.filled_qty
+        if child is not None and st.intent != "entry" and st.status == "cancelled" and left > 1e-12 * st.qty:
+            o = Order.from_dict(child)
+            sent = flat_dict(self.broker.submit(replace(o, qty=min(o.qty, left))))
+        return dict(cancel=cancel, child=sent, filled_qty=st.filled_qty)
     def bar_fields(self, body) -> list:
         return _fields(body, ("symbol", "open", "high", "low", "close", "ts_ns", "since_seq"), "bar")
     def on_bar(self, fields, session) -> dict:

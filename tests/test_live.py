@@ -142,36 +142,42 @@ def test_a_frozen_service_is_detected_within_three_heartbeats_and_stops_trading(
 
 def kill_at_random(sup, victims, store, seed:int):
     "SIGKILL each victim process in turn, 0.8-2 s after the last; the store passes `PRAGMA integrity_check` after each."
-    rng = random.Random(seed)
+    rng, killed = random.Random(seed), {}
     for victim in victims:
         time.sleep(rng.uniform(0.8, 2.0))
         p = sup.procs.get(victim)
-        if p is not None and p.poll() is None: os.kill(p.pid, signal.SIGKILL)
+        if p is not None and p.poll() is None: os.kill(p.pid, signal.SIGKILL); killed[victim] = killed.get(victim, 0) + 1
         assert store.integrity_check()
+    return killed  # service -> times killed (a victim that was down, restarting, is spared that turn)
 
 def test_kill_9_at_random_moments_loses_no_fill_and_duplicates_no_order(tmp_path, registry):
     from regime_nb.broker import RemoteBroker
-    cfg = cfg_for(tmp_path, registry, speed=150.0)
+    cfg = cfg_for(tmp_path, registry, speed=60.0)  # a 17 s replay: the kills land during it
     sup = Supervisor(cfg, out=quiet)
     checks = {}
     def reconcile(s):
         b = RemoteBroker(cfg.endpoints["broker"], timeout_ms=3000)
         st = Store(cfg.store)
-        checks.update(account=b.account(), positions=b.positions(), broker_fills=len(b.fills()), store_fills=len(st.fills()),
+        checks.update(account=b.account(), positions=b.positions(), broker_fills=b.fills(), broker_orders=b.orders(), store_fills=st.fills(),
                       store_cash=st.cash_from_fills(cfg.init_cash), store_pos=st.position(cfg.symbol)["qty"], orders=st.query_df("SELECT * FROM orders"))
         b.close()
     th = threading.Thread(target=lambda: sup.run(45, before_stop=reconcile), daemon=True); th.start()
     st = Store(cfg.store)
-    kill_at_random(sup, ["trading", "features", "broker", "trading", "prediction", "broker", "trading", "feed"], st, seed=7)
+    victims = ["trading", "features", "broker", "trading", "prediction", "broker", "trading", "feed", "prediction", "features"]
+    killed = kill_at_random(sup, victims, st, seed=7)
     th.join(90)
-    assert sum(sup.restarts.values()) >= 4, sup.restarts
+    assert set(killed) == set(victims) and sum(killed.values()) >= 8, killed  # every service died at least once
+    assert all(sup.restarts.get(v, 0) >= n for v, n in killed.items()), (killed, sup.restarts)  # and came back each time
     assert checks, "the run ended without reconciling"
-    assert checks["store_fills"] == checks["broker_fills"] > 0
+    bf, sf = checks["broker_fills"], checks["store_fills"]
+    assert len(bf) > 0 and sorted(f.broker_trade_id for f in bf) == sorted(sf.broker_trade_id)  # no fill lost, none booked twice
     assert checks["store_pos"] == pytest.approx(checks["positions"].get(cfg.symbol, 0.0), abs=1e-12)
     assert checks["store_cash"] == pytest.approx(checks["account"]["cash"], abs=1e-12)
-    o = checks["orders"]
-    assert o.client_order_id.is_unique and o.created_ns.notna().all()
-    assert st.integrity_check()
+    o, bo = checks["orders"], {s.client_order_id: s for s in checks["broker_orders"]}
+    assert set(bo) <= set(o.client_order_id) and o.created_ns.notna().all()  # the broker never saw an order the store had not recorded first
+    assert len({int(c.rsplit("-", 1)[1]) for c in bo}) == len(bo)  # one order per bar at most: nothing sent twice under a new id
+    assert all(s.filled_qty <= s.qty * (1 + 1e-12) for s in bo.values())  # and nothing filled twice
+    assert st.integrity_check() and Store(cfg.market_store).integrity_check()
 
 def test_kill_switch_pulls_out_at_the_configured_drawdown(tmp_path, registry):
     n = 400
@@ -440,3 +446,51 @@ def test_a_service_that_cannot_start_stops_the_run_with_its_error(tmp_path, regi
     with pytest.raises(RegimeNbError, match=r"the trading service failed 5 times in a row right after starting; its last error .*trading\.log.*" + error):
         sup.run(120)
     assert time.time() - t0 < 60 and all(p.poll() is not None for p in sup.procs.values())  # stopped early, and nothing left running
+
+def test_limit_orders_fill_at_their_limit_and_are_given_up_by_the_seeds_rule(tmp_path, registry):
+    "execution='limit': each order rests at the close of the bar that decided it; not filled within a bar, an entry is cancelled and an exit's rest goes at market."
+    import json
+    from regime_nb.broker import RemoteBroker
+    cfg = cfg_for(tmp_path, registry, execution={"kind": "limit", "timeout_bars": 1})
+    checks = {}
+    def reconcile(_):
+        b = RemoteBroker(cfg.endpoints["broker"], timeout_ms=3000)
+        checks.update(account=b.account(), positions=b.positions()); b.close()
+    sup = Supervisor(cfg, out=quiet)
+    t = sup.run(180, before_stop=reconcile)["trading"]
+    assert t["done"] and not sup.restarts and checks, (t, sup.restarts)
+    st = Store(cfg.store)
+    assert st.integrity_check() and not st.open_orders()
+    bars = load_dataset("sp500")
+    ts_ns = bars.index.as_unit("ns").asi8
+    o = st.query_df("SELECT * FROM orders").set_index("client_order_id")
+    f = st.query_df("SELECT * FROM fills")
+    bar_of = lambda cid: int(cid.split(".")[0].rsplit("-", 1)[1])  # the bar an order was sent with (its id: symbol-bar)
+    lim, child = o[o.type == "limit"], o[o.index.str.endswith(".m")]
+    assert len(o) == len(lim) + len(child) and (child.type == "market").all()
+    prev_close = {int(a): c for a, c in zip(ts_ns[1:], bars.close.to_numpy()[:-1])}
+    assert np.allclose(lim.limit_price, [prev_close[bar_of(c)] for c in lim.index], rtol=0, atol=0)  # at the decision bar's close
+    assert np.allclose(lim.intended_price, lim.limit_price, rtol=0, atol=0)
+    px = bars.set_index(ts_ns)
+    for r in f[f.client_order_id.isin(lim.index)].itertuples():  # a limit fill: at the limit or better, inside its bar, in the bar it was sent with
+        L, b = lim.limit_price[r.client_order_id], px.loc[r.ts_ns]
+        assert (r.price <= L + 1e-12 if r.side in (1, "buy") else r.price >= L - 1e-12) and b.low - 1e-9 <= r.price <= b.high + 1e-9
+        assert r.ts_ns == bar_of(r.client_order_id)
+    given_up = lim[lim.status == "cancelled"]
+    entries, exits = given_up[given_up.intent == "entry"], given_up[given_up.intent == "exit"]
+    assert len(lim[lim.status == "filled"]) > 10 and len(entries) > 0 and len(exits) > 0, o.status.value_counts()
+    assert not any(f"{c}.m" in o.index for c in entries.index)  # an entry not filled in time is only cancelled
+    assert set(child.index) == {f"{c}.m" for c in exits.index if exits.filled_qty[c] < exits.qty[c]}  # the rest of every exit went at market ...
+    for c, r in child.iterrows():  # ... and filled whole at the close of the bar after the one the limit worked through
+        fc = f[f.client_order_id == c]
+        k = int(np.searchsorted(ts_ns, bar_of(c))) + 1
+        assert fc.qty.sum() == pytest.approx(r.qty) and (fc.ts_ns == ts_ns[k]).all() and np.allclose(fc.price, bars.close.iloc[k], rtol=0, atol=0)
+        assert r.qty == pytest.approx(o.qty[c[:-2]] - o.filled_qty[c[:-2]])
+    eq = st.query_df("SELECT ts_ns, equity, positions FROM equity ORDER BY ts_ns")
+    units = eq.positions.map(lambda s: json.loads(s)["sp500"]).to_numpy()
+    exposure = units * px.close.reindex(eq.ts_ns).to_numpy() / eq.equity.to_numpy()
+    assert exposure.max() <= 1.0 + 2 * cfg.costs_bps * 1e-4 and exposure.min() >= -1e-9  # one order at a time, sized at its limit: never more than the strategy's 1x (and its fees)
+    assert st.cash_from_fills(cfg.init_cash) == pytest.approx(checks["account"]["cash"], abs=1e-12)
+    assert st.position("sp500")["qty"] == pytest.approx(checks["positions"].get("sp500", 0.0), abs=1e-12)
+    assert t["limit_given_up"] == len(given_up) and t["exits_at_market"] == len(child)
+    print(f"limit execution, S&P 500 2015-2018, 1 bar to fill: {len(lim)} limit orders, {len(lim[lim.status == 'filled'])} filled, {len(entries)} entries and {len(exits)} exits given up")

@@ -1,6 +1,6 @@
 """Several symbols traded as books of one account: one set of services per book, one broker, one store.
 Each book equals its own backtest; the broker's account is the books' sum; kill -9 across the books loses nothing."""
-import threading
+import re, threading
 import pytest
 from regime_nb.broker import RemoteBroker
 from regime_nb.live import Supervisor, parity_check
@@ -70,3 +70,24 @@ def test_the_cli_trades_several_symbols_and_prints_the_parity_of_each(cli, tmp_p
     assert "regime sp500:" in r.stdout and " NDX:" in r.stdout  # the summary line shows each book's regime
     r = cli("live", "--symbols", "sp500", "--data", "nasdaq", "--registry", registry)
     assert r.returncode == 2 and "not both" in r.stderr, r.stderr[-500:]
+
+def test_the_cli_applies_the_settings_file_and_runs_the_limit_rule(cli, tmp_path, registry):
+    "`live --settings F`: its [risk] limits reach the risk manager; `--execution limit` trades by the seeds' rule and says what it gave up."
+    strict = tmp_path/"strict.ini"; strict.write_text("[risk]\nmin_confidence = 0.999999\n")
+    base = ("live", "--data", "sp500", "--start", "2017-01-01", "--registry", registry, "--duration", "120")
+    r = cli(*base, "--run-dir", tmp_path/"a")
+    assert r.returncode == 0, r.stderr[-2000:]
+    live, bt = map(int, re.search(r"parity with the backtest: (\d+) live trades vs (\d+)", r.stdout).groups())
+    assert live == bt > 2, r.stdout[-800:]
+    r = cli(*base, "--run-dir", tmp_path/"b", "--settings", strict)
+    assert r.returncode == 0, r.stderr[-2000:]
+    live, bt = map(int, re.search(r"parity with the backtest: (\d+) live trades vs (\d+)", r.stdout).groups())
+    assert live < bt, r.stdout[-800:]  # orders the model was not 99.9999% sure of were refused
+    r = cli(*base, "--run-dir", tmp_path/"c", "--execution", "limit", "--limit-timeout-bars", "2")
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = re.search(r"limit execution: (\d+) limit orders, (\d+) not filled within 2 bars and given up", r.stdout)
+    assert m and int(m[1]) > 2 and "parity with the backtest" not in r.stdout, r.stdout[-800:]
+    r = cli(*base, "--limit-timeout-bars", "2")
+    assert r.returncode == 2 and "need --execution limit" in r.stderr, r.stderr[-500:]
+    r = cli(*base, "--execution", "limit", "--limit-timeout-bars", "0")
+    assert r.returncode == 2 and "timeout_bars=0: expected an integer >= 1" in r.stderr, r.stderr[-500:]
