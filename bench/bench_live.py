@@ -78,10 +78,15 @@ def _relay(src, dst):
 def transport_floor(folder, rate=1_000.0, n=3_000, hops=4):
     "p50/p99 (us) of a bare message through `hops` PUB/SUB hops between processes over ipc://, paced at `rate`; and the CPU (us) a relay process uses per message."
     eps = [f"ipc://{folder}/floor{hops}-{i}.sock" for i in range(hops + 1)]
-    procs = [mp.Process(target=_relay, args=(eps[i], eps[i + 1]), daemon=True) for i in range(hops - 1)]
+    spawn = mp.get_context("spawn")  # fresh processes: a fork would inherit this process's zmq context and the loop's state
+    procs = [spawn.Process(target=_relay, args=(eps[i], eps[i + 1]), daemon=True) for i in range(hops - 1)]
     for p in procs: p.start()
     ctx = zmq.Context(); pub = ctx.socket(zmq.PUB); pub.bind(eps[0]); sub = ctx.socket(zmq.SUB); sub.connect(eps[hops - 1]); sub.setsockopt(zmq.SUBSCRIBE, b"")
-    time.sleep(1.5)
+    deadline = time.time() + 60
+    while time.time() < deadline:  # until a message gets through every hop
+        pub.send(b"probe")
+        if sub.poll(100): break
+    while sub.poll(200): sub.recv()
     lat = []
     for i in range(n + 100):
         if i == 100: cpu0 = [cpu_s(p.pid) for p in procs]
