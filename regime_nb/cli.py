@@ -337,7 +337,7 @@ def cmd_live(args) -> int:
               f"the broker's fills imply equity {p['equity_fills']:.6f} vs {p['equity_backtest']:.6f}")
     if cfg.execution["kind"] == "limit":
         n = lambda k: sum(t.get(k, 0) for t in sup.trading())
-        print(f"limit execution: {n('orders')} limit orders, {n('limit_given_up')} not filled within {cfg.execution['timeout_bars']} bars and given up "
+        print(f"limit execution: {n('orders')} limit orders, {n('limit_given_up')} not filled within {cfg.execution['timeout_bars']} bar{'s' * (cfg.execution['timeout_bars'] != 1)} and given up "
               f"({n('exits_at_market')} exits' rests sent at market), {n('fills')} fills")
     print(f"store: {cfg.store}; logs and snapshots: {cfg.run_dir}")
     return 0

@@ -1053,7 +1053,7 @@ def order_in_flight(self) -> bool:
 
 @patch_to(TradingService)
 def execute(self, bar:dict, send_ns:int, now_ns:int):
-    "Run the engine step for the pending target at this bar's close; send the order it implies through risk to the broker (a limit order: see `give_up`)."
+    "Run the engine step for the pending target at this bar's close; send the order it implies through risk to the broker (a limit order: see `give_up_limit`)."
     c, ts = bar["close"], bar["ts"]
     quote = self.last_close if self.limit and self.last_close else c  # a limit order is placed at the close of the bar that decided it, and sized and priced off that quote
     before = self.state.copy()
@@ -1286,7 +1286,7 @@ def give_up_limit(self, cid:str, lo:dict):
     left = lo["qty"] - lo["filled"]
     if lo["intent"] != "entry" and left > 1e-12 * lo["qty"]:
         child = dict(client_order_id=f"{cid}.m", symbol=self.cfg.symbol, side=lo["side"], qty=left, type="market", limit_price=None, intent=lo["intent"], ts_ns=self.last_ts)
-        self.intents.append(dict(order=child, target=self.pending_target, reasons=[f"{cid} not filled within {self.execution['timeout_bars']} bars: the rest of the exit at market"], price=self.last_close))
+        self.intents.append(dict(order=child, target=self.pending_target, reasons=[f"{cid} not filled within {lo['bars']} bar{'s' * (lo['bars'] != 1)}: the rest of the exit at market"], price=self.last_close))
     self.give_up_now = dict(client_order_id=cid, child=child)  # sent with the next bar
     self.count("limit_given_up")
 
@@ -1294,7 +1294,7 @@ def give_up_limit(self, cid:str, lo:dict):
 def on_given_up(self, body:dict, b:dict):
     "Record what the broker did with a give-up: the limit order cancelled (unless it had filled), the market order for the rest of an exit sent or not needed."
     cid, n = body["client_order_id"], self.execution["timeout_bars"]
-    if (b.get("cancel") or {}).get("status") == "cancelled": self.writer.add("mark_order", cid, "cancelled", reason=f"limit order not filled within {n} bars: given up")
+    if (b.get("cancel") or {}).get("status") == "cancelled": self.writer.add("mark_order", cid, "cancelled", reason=f"limit order not filled within {n} bar{'s' * (n != 1)}: given up")
     if body["child"] is None: return
     child, ack = body["child"]["client_order_id"], b.get("child")
     if ack is not None and ack.get("accepted"): self.count("exits_at_market"); return
