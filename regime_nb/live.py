@@ -1443,12 +1443,15 @@ class LiveBroker(BrokerServer):
         return super().handle(m)
     def give_up(self, cid:str, child:dict|None) -> dict:
         "Cancel limit order `cid`; if it was an exit or reduction, send what is left of it as the market order `child` (its qty capped at what is left). Repeating it changes nothing."
-        from regime_nb.broker import Order
+        from regime_nb.broker import BrokerError, Order
+        st = self.broker.order_status(cid)
+        o = None if child is None else Order.from_dict(child)  # checked before anything changes
+        if o is not None and (o.symbol, o.side, o.type) != (st.symbol, st.side, "market"):
+            raise BrokerError(f"give_up {cid!r}: child {o.client_order_id!r} must be a market order of the same symbol and side ({st.symbol!r}, {st.side}), got ({o.symbol!r}, {o.side}, {o.type!r})")
         cancel = flat_dict(self.broker.cancel(cid))
         st, sent = self.broker.order_status(cid), None
         left = st.qty - st.filled_qty
-        if child is not None and st.intent != "entry" and st.status == "cancelled" and left > 1e-12 * st.qty:
-            o = Order.from_dict(child)
+        if o is not None and st.intent != "entry" and st.status == "cancelled" and left > 1e-12 * st.qty:
             sent = flat_dict(self.broker.submit(replace(o, qty=min(o.qty, left))))
         return dict(cancel=cancel, child=sent, filled_qty=st.filled_qty)
     def bar_fields(self, body) -> list:
