@@ -22,7 +22,7 @@ import numpy as np, zmq
 from regime_nb.backtest import engine_params, engine_state, engine_step_nb
 from regime_nb.data import simulate_regimes
 from regime_nb.features import FeatureEngine, FeatureSpec, compute_features
-from regime_nb.live import LiveConfig, Supervisor
+from regime_nb.supervisor import LiveConfig, Supervisor
 from regime_nb.regimes import GMMRegime
 from regime_nb.registry import Registry
 from regime_nb.strategies import RegimeExposure

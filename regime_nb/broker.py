@@ -4,8 +4,9 @@
 
 # %% ../nbs/09_broker.ipynb #3df27a4f
 from __future__ import annotations
-import argparse, functools, math, random, signal, sys, threading, time
-from dataclasses import asdict, dataclass, field, fields
+import argparse, functools, json, math, random, signal, sys, threading, time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 from .core import RegimeNbError, get_logger
 from fastcore.basics import patch_to
@@ -14,7 +15,7 @@ from .bus import Client, Message, Server
 # %% auto #0
 __all__ = ['SIDES', 'ORDER_TYPES', 'INTENTS', 'STATUSES', 'OPEN_STATUSES', 'FILL_MODES', 'BrokerError', 'Order', 'Fill',
            'OrderStatus', 'Ack', 'validate_order', 'Broker', 'Ledger', 'SimBroker', 'ManagedOrder', 'OrderManager',
-           'BrokerServer', 'RemoteBroker', 'run_broker_process', 'main']
+           'BrokerServer', 'RemoteBroker', 'run_broker_process', 'main', 'JournaledBroker', 'LiveBroker']
 
 # %% ../nbs/09_broker.ipynb #bdf6eb1a
 class BrokerError(RegimeNbError, ValueError):
@@ -636,3 +637,77 @@ def main(argv=None) -> int:
 
 # %% ../nbs/09_broker.ipynb #de03dc83
 if __name__ == "__main__" and sys.argv[0].endswith("broker.py"): sys.exit(main())  # `python -m regime_nb.broker`, not a notebook kernel
+
+# %% ../nbs/09_broker.ipynb #257e514d
+class JournaledBroker:
+    "A `SimBroker` whose state-changing calls are journaled (JSON lines) and replayed after a restart."
+    MUTATORS = ("submit", "cancel", "on_bar", "on_quote")
+    def __init__(self, broker, path):
+        self.broker, self.path = broker, Path(path)
+        self.replayed, self.last_bar = 0, {}  # symbol -> ts_ns of the last bar applied
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                try: rec = json.loads(line)
+                except json.JSONDecodeError: break  # a torn last line from the crash: it was never applied
+                self._apply(rec["m"], rec["a"]); self.replayed += 1
+        self.f = open(self.path, "a")
+    def _apply(self, m, a):
+        from regime_nb.broker import Order
+        if m == "submit": return self.broker.submit(Order.from_dict(a[0]))
+        if m == "on_bar": self.last_bar[a[0]] = a[5]
+        return getattr(self.broker, m)(*a)
+    def __getattr__(self, name):
+        attr = getattr(self.broker, name)
+        if name not in self.MUTATORS: return attr
+        def call(*a):
+            args = [a[0].to_dict()] if name == "submit" else list(a)
+            self.f.write(json.dumps({"m": name, "a": args}) + "\n"); self.f.flush()  # survives the process, not the machine
+            if name == "on_bar": self.last_bar[a[0]] = a[5]
+            return attr(*a)
+        return call
+
+# %% ../nbs/09_broker.ipynb #12b44893
+from .broker import BrokerServer
+
+class LiveBroker(BrokerServer):
+    "The broker process's server: `order` (a submit that reports its latency from the feed) and an idempotent `bar` that answers with the fills after `since_seq`."
+    topics = BrokerServer.topics + ("order", "give_up")
+    def __init__(self, broker, endpoint:str="tcp://127.0.0.1:*", **kw):
+        super().__init__(broker, endpoint, **kw)
+        self.delivered = {}  # client session -> last fill seq sent to it (forgotten on restart: then `since_seq` rules)
+    def handle(self, m):
+        if m.topic == "order":  # an order, and the bar it is filled on if the body carries one: one round trip
+            body = m.body
+            if isinstance(body, dict) and "bar" in body: body = dict(body); bar = self.bar_fields(body.pop("bar"))  # checked before anything changes
+            else: bar = None
+            ack = super().handle(replace(m, topic="submit", body=body))
+            ack = dict(ack, latency_ns=(m.recv_ns - m.event_ns) if m.event_ns else None, hop_ns=m.recv_ns - m.send_ns)  # from the feed, from the trading service
+            return ack if bar is None else dict(ack, **self.on_bar(bar, m.session))
+        if m.topic == "bar": return self.on_bar(self.bar_fields(m.body), m.session)
+        if m.topic == "give_up":  # a limit order not filled in time, and the bar to go on with
+            cid, child, bar = _fields(m.body, ("client_order_id", "child", "bar"), "give_up")
+            bar = self.bar_fields(bar)  # checked before anything changes
+            return dict(self.give_up(cid, child), **self.on_bar(bar, m.session))
+        return super().handle(m)
+    def give_up(self, cid:str, child:dict|None) -> dict:
+        "Cancel limit order `cid`; if it was an exit or reduction, send what is left of it as the market order `child` (its qty capped at what is left). Repeating it changes nothing."
+        from regime_nb.broker import BrokerError, Order
+        st = self.broker.order_status(cid)
+        o = None if child is None else Order.from_dict(child)  # checked before anything changes
+        if o is not None and (o.symbol, o.side, o.type) != (st.symbol, st.side, "market"):
+            raise BrokerError(f"give_up {cid!r}: child {o.client_order_id!r} must be a market order of the same symbol and side ({st.symbol!r}, {st.side}), got ({o.symbol!r}, {o.side}, {o.type!r})")
+        cancel = flat_dict(self.broker.cancel(cid))
+        st, sent = self.broker.order_status(cid), None
+        left = st.qty - st.filled_qty
+        if o is not None and st.intent != "entry" and st.status == "cancelled" and left > 1e-12 * st.qty:
+            sent = flat_dict(self.broker.submit(replace(o, qty=min(o.qty, left))))
+        return dict(cancel=cancel, child=sent, filled_qty=st.filled_qty)
+    def bar_fields(self, body) -> list:
+        return _fields(body, ("symbol", "open", "high", "low", "close", "ts_ns", "since_seq"), "bar")
+    def on_bar(self, fields, session) -> dict:
+        "Apply a bar once; answer with the fills this client has not been sent and the orders still open."
+        sym, o, h, l, c, ts, since = fields
+        if ts > self.broker.last_bar.get(sym, -1): self.broker.on_bar(sym, o, h, l, c, ts)
+        fills = self.broker.fills(max(since, self.delivered.get(session, 0)))  # pipelined requests carry a stale since_seq
+        if fills: self.delivered[session] = fills[-1].seq
+        return dict(fills=[flat_dict(f) for f in fills], open=self.broker.open_order_ids())

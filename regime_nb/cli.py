@@ -312,7 +312,7 @@ def execution_of(args) -> dict:
 
 def cmd_live(args) -> int:
     "Run the live services under the supervisor; print summaries and the parity check."
-    from regime_nb.live import LiveConfig, Supervisor, parity_check
+    from regime_nb.supervisor import LiveConfig, Supervisor, parity_check
     if args.symbols and (args.data or args.symbol): raise RegimeNbError("give --symbols (several books) or --data/--symbol (one), not both")
     books = parse_books(args.symbols) if args.symbols else {}
     s = _settings(args)

@@ -86,7 +86,7 @@ def live_replay(bars:pd.DataFrame, dataset:str, out, registry, start:str="2015-0
                 speed:float=250.0, # bars per second (0: as fast as possible, latency then includes queueing)
                ) -> dict:
     "Train before `start`, serve it, replay from `start` through the live loop; parity with the backtest and latency."
-    from regime_nb.live import LiveConfig, Supervisor, parity_check
+    from regime_nb.supervisor import LiveConfig, Supervisor, parity_check
     X = compute_features(bars)
     model = GMMRegime(2).fit(X.loc[:pd.Timestamp(start, tz="UTC") - pd.Timedelta(days=1)])
     with Registry(registry) as reg:

@@ -15,7 +15,7 @@ from .core import RegimeNbError, get_logger
 
 # %% auto #0
 __all__ = ['MIGRATIONS', 'ORDER_STATUSES', 'OPEN_STATUSES', 'FINAL_STATUSES', 'ALERT_LEVELS', 'HEALTH_STATUSES', 'StoreError',
-           'utc_now', 'Migration', 'Store', 'now_ns', 'new_client_order_id']
+           'utc_now', 'Migration', 'Store', 'now_ns', 'new_client_order_id', 'RecordWriter']
 
 # %% ../nbs/10_store.ipynb #5d8d5371
 class StoreError(RegimeNbError):
@@ -789,3 +789,55 @@ def latest_health(self) -> pd.DataFrame:
     df = self.query_df("SELECT service, ts_ns, status, detail FROM health_latest ORDER BY service")
     df["age_s"] = (now_ns() - df["ts_ns"].astype("int64")) / 1e9
     return df
+
+# %% ../nbs/10_store.ipynb #0225021e
+from collections import deque
+
+class RecordWriter:
+    "A thread committing queued store calls and equity rows in one transaction every `every_s` seconds."
+    def __init__(self, store, every_s:float=0.05, book:str=""):  # book: whose equity rows these are ('' the account)
+        self.store, self.every_s, self.book = store, every_s, book
+        self.ops, self.equity = deque(), deque()  # (method name, args, kwargs); equity row tuples
+        self.busy, self.stopping, self.written, self.errors = False, False, 0, 0
+        self.wake, self.lock = threading.Event(), threading.Lock()
+        self.log = get_logger("live.writer")
+        self.thread = threading.Thread(target=self._loop, name="record-writer", daemon=True); self.thread.start()
+    def add(self, method, *args, **kw): self.ops.append((method, args, kw))  # a Store method's name, or a function of (store, *args)
+    def add_equity(self, row:tuple): self.equity.append(row)
+    @property
+    def idle(self) -> bool: return not self.ops and not self.equity and not self.busy
+    def _loop(self):
+        while not self.stopping:
+            self.wake.wait(self.every_s); self.wake.clear()
+            self.flush()
+    def _run(self, op):
+        m, a, kw = op
+        return getattr(self.store, m)(*a, **kw) if isinstance(m, str) else m(self.store, *a, **kw)
+    def flush(self):
+        "Commit everything queued so far in one transaction; if it fails, write the records one by one, so one bad record loses only itself."
+        with self.lock:
+            self.busy = True
+            try:
+                ops = [self.ops.popleft() for _ in range(len(self.ops))]
+                eq = [self.equity.popleft() for _ in range(len(self.equity))]
+                if not ops and not eq: return
+                try:
+                    with self.store.transaction(flat=True):
+                        for op in ops: self._run(op)
+                        if eq: self.store.record_equity_rows(eq, book=self.book)
+                    self.written += len(ops) + len(eq)
+                except Exception as e:
+                    self.log.warning("a batch of %d records failed (%r): writing them one by one", len(ops) + len(eq), e)
+                    for op in ops: self._write_alone(op[0], self._run, op)
+                    for r in eq: self._write_alone("equity", lambda rows: self.store.record_equity_rows(rows, book=self.book), [r])
+            finally: self.busy = False
+    def _write_alone(self, what, fn, arg):
+        "Write one record in its own transaction; a failure is counted and logged, and loses only this record."
+        try:
+            with self.store.transaction(): fn(arg)
+            self.written += 1
+        except Exception as e:
+            self.errors += 1; self.log.error("could not write %s: %r", getattr(what, "__name__", what), e)
+    def close(self):
+        "Stop the thread and write what is left."
+        self.stopping = True; self.wake.set(); self.thread.join(); self.flush()

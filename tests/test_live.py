@@ -5,7 +5,7 @@ import pytest, zmq
 from regime_nb.bus import Heartbeat, Publisher, Subscriber
 from regime_nb.data import load_dataset
 from regime_nb.features import FeatureSpec, compute_features
-from regime_nb.live import LiveConfig, Supervisor, parity_check
+from regime_nb.supervisor import LiveConfig, Supervisor, parity_check
 from regime_nb.regimes import GMMRegime
 from regime_nb.registry import Registry
 from regime_nb.store import Store
@@ -90,7 +90,7 @@ def test_malformed_messages_are_dropped_and_the_service_keeps_running(tmp_path, 
     ctx = zmq.Context.instance()
     fake_feed = Publisher(cfg.endpoints["feed"], "feed", ctx=ctx)
     cfg.save()
-    p = subprocess.Popen([sys.executable, "-m", "regime_nb.live", "features", str(tmp_path/"run"/"config.json")])
+    p = subprocess.Popen([sys.executable, "-m", "regime_nb.supervisor", "features", str(tmp_path/"run"/"config.json")])
     out = Subscriber(cfg.endpoints["features"], topics=("feat.",), ctx=ctx)
     hb = Heartbeat(fake_feed, 200)
     try:
@@ -335,7 +335,7 @@ def test_with_curve_keys_the_loop_trades_and_a_client_without_them_receives_noth
     assert p["trades_live"] == p["trades_backtest"] > 5 and p["max_abs_equity_diff"] <= 1e-9, p
 
 def test_a_late_joiner_knows_every_service_and_the_regime_at_once(tmp_path, registry):
-    from regime_nb.live import LiveView
+    from regime_nb.supervisor import LiveView
     cfg = cfg_for(tmp_path, registry, speed=100.0)
     sup, th, res = run_in_thread(cfg, 60, bars=150)
     view = LiveView(cfg)  # no waiting for the next publication

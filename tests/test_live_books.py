@@ -3,7 +3,7 @@ Each book equals its own backtest; the broker's account is the books' sum; kill 
 import re, threading
 import pytest
 from regime_nb.broker import RemoteBroker
-from regime_nb.live import Supervisor, parity_check
+from regime_nb.supervisor import Supervisor, parity_check
 from regime_nb.store import Store
 
 from test_live import cfg_for, kill_at_random, quiet, registry  # noqa: F401 (registry is a fixture)

@@ -7,7 +7,7 @@ import pytest
 from regime_nb.bus import Subscriber
 from regime_nb.data import load_dataset
 from regime_nb.features import FeatureSpec, compute_features
-from regime_nb.live import LiveConfig, Supervisor, model_spec, parity_check, replay_bars
+from regime_nb.supervisor import LiveConfig, Supervisor, model_spec, parity_check, replay_bars
 from regime_nb.regimes import GMMRegime, HMMRegime
 from regime_nb.registry import ArtifactIntegrityError, Registry
 from regime_nb.store import Store
