@@ -1069,6 +1069,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'regime_nb.trading.TradingService.open': ('trading.html#tradingservice.open', 'regime_nb/trading.py'),
                                    'regime_nb.trading.TradingService.positions_json': ( 'trading.html#tradingservice.positions_json',
                                                                                         'regime_nb/trading.py'),
+                                   'regime_nb.trading.TradingService.regime_now': ( 'trading.html#tradingservice.regime_now',
+                                                                                    'regime_nb/trading.py'),
                                    'regime_nb.trading.TradingService.shutdown': ( 'trading.html#tradingservice.shutdown',
                                                                                   'regime_nb/trading.py'),
                                    'regime_nb.trading.TradingService.sockets': ( 'trading.html#tradingservice.sockets',

@@ -61,7 +61,7 @@ def record_intent(store, rec:dict) -> bool:
     "Record a journaled decision and its order intent; False if the store has the order already."
     o = rec["order"]
     if store.order(o["client_order_id"]) is not None: return False
-    did = store.record_decision(o["symbol"], o["ts_ns"], rec["target"], True, rec["reasons"])
+    did = store.record_decision(o["symbol"], o["ts_ns"], rec["target"], True, rec["reasons"], model_version=rec.get("model_version"), regime=rec.get("regime"))
     store.record_order_intent(dict(o, decision_id=did), intended_price=rec["price"]); return True
 
 # %% ../nbs/12b_trading.ipynb #5dcf4c0b
@@ -89,14 +89,14 @@ class ExecutionSteps:
         if stop and not v.risk_reducing: allowed, reasons = False, [f"halted: silent peers {', '.join(stop)}"] + reasons
         if not allowed:
             self.state[:] = before; self.count("rejected")
-            self.writer.add("record_decision", self.cfg.symbol, ts, self.pending_target, False, reasons)
+            self.writer.add("record_decision", self.cfg.symbol, ts, self.pending_target, False, reasons, model_version=self.model_version, regime=self.regime_now())
             return None
         qty = v.order.qty if v.order is not None else abs(du)
         if qty != abs(du): self.resync = True  # the risk manager resized it: the ledger will tell the engine what happened
         intent = "entry" if abs(units + side * qty) > abs(units) else "exit"
         order = dict(client_order_id=cid, symbol=self.cfg.symbol, side=side, qty=qty, type="limit" if self.limit else "market", limit_price=limit,  # an `Order`, as the wire carries it
                      intent=intent, ts_ns=self.last_ts if self.limit else ts)  # a limit order is stamped with the bar it was placed at: it works through all of this one
-        self.intents.append(dict(order=order, target=self.pending_target, reasons=reasons, price=quote))
+        self.intents.append(dict(order=order, target=self.pending_target, reasons=reasons, price=quote, model_version=self.model_version, regime=self.regime_now()))
         self.outbox.append(("order", order, send_ns)); self.sent_now = True  # sent once its intent is journaled
         if self.limit:  # the book changes by its fills only (the engine keeps the target it acted on)
             self.limit_orders[cid] = dict(side=side, qty=qty, intent=intent, bars=0, filled=0.0, giving_up=False)
@@ -389,7 +389,7 @@ class MessageFlow:
         return dict(Service.stats(self), **percentiles_us(self.latency_ns), **bar_lat, bars_per_s=(self.counts.get("bars", 1) - 1) / span if span > 0 else None,
                     equity=self.cash + self.units * (self.last_close or 0), units=self.units, last_ts=self.last_ts, halted=self.halted,
                     broker_down=self.broker_down, done=self.done and settled, killed=self.risk.killed, write_errors=self.writer.errors,
-                    regime=(int(np.argmax(p)) if (p := self.probs_now) is not None and not np.isnan(p).any() else None), gaps=self.sub.gaps if self.sub is not None else 0)
+                    regime=self.regime_now(), gaps=self.sub.gaps if self.sub is not None else 0)
 
 # %% ../nbs/12b_trading.ipynb #09c8ffa0
 class Recovery:
@@ -487,6 +487,11 @@ class TradingService(ExecutionSteps, QuietStretches, OrderDesk, LimitOrderRule, 
             from regime_nb.registry import Registry
             with Registry(cfg.registry) as reg: self.on_version(reg.resolve(cfg.model_alias))
         except Exception as e: self.log.warning("cannot read the served model's validation figures yet: %r", e)
+
+    def regime_now(self) -> int|None:
+        "The most probable regime of the probabilities that decided the pending target (None while the model warms up)."
+        p = self.probs_now
+        return int(np.argmax(p)) if p is not None and len(p) and not np.isnan(p).any() else None
 
     def warm_up(self):
         "Compile the engine and strategy kernels now (on throwaway state), not on the first live bar."
