@@ -9,11 +9,13 @@ from collections import Counter, deque
 from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 import numpy as np
+from numba import njit
 from fastcore.basics import patch_to
 from .core import RegimeNbError, SettingsError, get_logger
 
 # %% auto #0
-__all__ = ['RiskLimits', 'OrderRequest', 'MarketState', 'KillSwitch', 'RiskVerdict', 'RiskState', 'unit_var', 'RiskManager']
+__all__ = ['RiskLimits', 'OrderRequest', 'MarketState', 'KillSwitch', 'RiskVerdict', 'RiskState', 'unit_var', 'RiskManager',
+           'drawdown_step_nb']
 
 # %% ../nbs/08_risk.ipynb #bf4b9230
 @dataclass
@@ -335,6 +337,16 @@ class RiskManager:
         self.alerts.append(dict(ts_ns=int(now), kind=kind, message=message))
         self.log.warning("%s: %s", kind, message)
 
+# %% ../nbs/08_risk.ipynb #71d2c733
+@njit(cache=True)
+def drawdown_step_nb(peak, # highest equity so far; NaN: none yet
+                     equity, # the new equity; NaN or infinite changes nothing
+                     max_drawdown): # drawdown from the peak that trips the kill switch
+    "The new peak and whether `equity` is `max_drawdown` or more below it: the kill switch's rule, callable from other kernels."
+    if not abs(equity) < np.inf: return peak, False
+    if not peak >= equity: peak = equity
+    return peak, peak != 0.0 and max(1.0 - equity / peak, 0.0) >= max_drawdown - 1e-9
+
 # %% ../nbs/08_risk.ipynb #33156adc
 @patch_to(RiskManager)
 def on_equity(self, equity:float, now_ns:int) -> KillSwitch|None:
@@ -342,9 +354,9 @@ def on_equity(self, equity:float, now_ns:int) -> KillSwitch|None:
     equity = float(equity)
     if not math.isfinite(equity): return None
     self._last_equity = equity
-    if self._peak is None or equity > self._peak: self._peak = equity
+    self._peak, tripped = drawdown_step_nb(math.nan if self._peak is None else float(self._peak), equity, float(self.limits.max_drawdown))
+    if self._killed or not tripped: return None
     dd = self.drawdown
-    if self._killed or dd < self.limits.max_drawdown - 1e-9: return None
     reason = f"drawdown {dd:.2%} from peak {self._peak:.6g} to {equity:.6g} >= max_drawdown {self.limits.max_drawdown:.2%}"
     self._killed, self._kill_reason, self._killed_at = True, reason, int(now_ns)
     self._alert(now_ns, "kill_switch", reason + "; cancel all working orders, only risk-reducing orders pass")
