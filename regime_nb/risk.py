@@ -139,9 +139,9 @@ class RiskState:
 
 # %% ../nbs/08_risk.ipynb #d4691f63
 class _Ctx:
-    __slots__ = ("o", "m", "now", "s", "qty", "p", "mid", "equity")
-    def __init__(self, o, m, now):
-        self.o, self.m, self.now, self.s, self.qty = o, m, now, o.side, float(o.qty)
+    __slots__ = ("o", "m", "now", "t", "s", "qty", "p", "mid", "equity")
+    def __init__(self, o, m, now, t):  # now: wall clock (the feed's lateness); t: the clock orders are counted on
+        self.o, self.m, self.now, self.t, self.s, self.qty = o, m, now, t, o.side, float(o.qty)
         self.p = m.position + (m.open_buy_qty if o.side > 0 else -m.open_sell_qty)
         self.mid, self.equity = m.mid, m.equity
 
@@ -228,16 +228,16 @@ def _check_price_collar(rm, c):
         c.qty = 0.0; return f"limit price {px:g} is {dev:.4g} bps from mid {c.mid:g} > price_collar_bps {rm.limits.price_collar_bps:g}"
 
 def _check_rate_limit(rm, c):
-    w, n = rm._prune_rate(c.now), rm.limits.max_orders_per_min
+    w, n = rm._prune_rate(c.t), rm.limits.max_orders_per_min
     if len(w) >= n: c.qty = 0.0; return f"{len(w)} orders in the last 60 s >= max_orders_per_min {n}"
 
 def _check_duplicate(rm, c):
     o = c.o
-    rm._prune_dedupe(c.now)
+    rm._prune_dedupe(c.t)
     if o.client_order_id in rm._ids: c.qty = 0.0; return f"client_order_id {o.client_order_id!r} already used"
     t = rm._sigs.get(_signature(o))
-    if t is not None and c.now - t < rm.limits.duplicate_window_s * 1e9:
-        c.qty = 0.0; return f"same (symbol, side, qty, price) as an order {(c.now - t) / 1e9:.3g} s ago < duplicate_window_s {rm.limits.duplicate_window_s:g}"
+    if t is not None and c.t - t < rm.limits.duplicate_window_s * 1e9:
+        c.qty = 0.0; return f"same (symbol, side, qty, price) as an order {(c.t - t) / 1e9:.3g} s ago < duplicate_window_s {rm.limits.duplicate_window_s:g}"
 
 def _signature(o): return (o.symbol, int(o.side), float(o.qty), None if o.limit_price is None else float(o.limit_price))
 
@@ -314,6 +314,7 @@ class RiskManager:
         self.log = get_logger("risk")
         self._killed, self._kill_reason, self._killed_at = False, None, None
         self._peak, self._last_equity = None, None
+        self._order_clock = None  # what the order memory below counts: "wall" (now_ns) or "event" (event_ns); None: nothing yet
         self._rate = deque()  # ts_ns of allowed orders in the last 60 s
         self._ids, self._id_q = set(), deque()  # client_order_ids (and (ts, id)) within id_memory_s
         self._sigs, self._sig_q = {}, deque()  # signature -> last ts, (ts, signature) within duplicate_window_s
@@ -394,11 +395,20 @@ def peak_equity(self) -> float|None:
 
 # %% ../nbs/08_risk.ipynb #157ef93f
 @patch_to(RiskManager)
-def check(self, order:OrderRequest, market:MarketState, now_ns:int) -> RiskVerdict:
-    "Run every check on `order` against `market` at `now_ns`; an allowed order is recorded as sent."
+def check(self, order:OrderRequest, market:MarketState, now_ns:int, # wall clock: the quote's age, the kill switch's time
+          event_ns:int|None=None, # the bar's time in a replay: rate limit and duplicate memory count it; None: now_ns
+         ) -> RiskVerdict:
+    "Run every check on `order` against `market` at `now_ns` (and `event_ns`); an allowed order is recorded as sent."
     now_ns = int(now_ns)
+    t = now_ns if event_ns is None else int(event_ns)
+    clock = "wall" if event_ns is None else "event"
+    if clock != self._order_clock:
+        if self._order_clock is not None and (self._rate or self._id_q or self._sig_q):
+            raise RegimeNbError(f"check(event_ns={event_ns!r}): this manager's rate limit and duplicate memory count {self._order_clock} time; "
+                                "give event_ns to every check of a manager (a replay) or to none (live)")
+        self._order_clock = clock
     ks = self.on_equity(market.equity, now_ns)
-    c = _Ctx(order, market, now_ns)
+    c = _Ctx(order, market, now_ns, t)
     reasons = []
     for name, fn in _CHECKS:
         why = fn(self, c)
@@ -412,9 +422,9 @@ def check(self, order:OrderRequest, market:MarketState, now_ns:int) -> RiskVerdi
     self.last_reasons = reasons
     if c.qty <= 0: return RiskVerdict(False, 0.0, reasons, False, None, ks)
     self.n_allowed += 1
-    self._rate.append(now_ns)
-    self._ids.add(order.client_order_id); self._id_q.append((now_ns, order.client_order_id))
-    sig = _signature(order); self._sigs[sig] = now_ns; self._sig_q.append((now_ns, sig))
+    self._rate.append(t)
+    self._ids.add(order.client_order_id); self._id_q.append((t, order.client_order_id))
+    sig = _signature(order); self._sigs[sig] = t; self._sig_q.append((t, sig))
     out = order if c.qty == order.qty else replace(order, qty=c.qty)
     return RiskVerdict(True, c.qty, reasons, _is_reducing(c), out, ks)
 
@@ -423,7 +433,7 @@ def check(self, order:OrderRequest, market:MarketState, now_ns:int) -> RiskVerdi
 def snapshot(self) -> dict:
     "The manager's state as plain JSON-safe data."
     return dict(version=1, killed=self._killed, kill_reason=self._kill_reason, killed_at_ns=self._killed_at,
-                peak_equity=self._peak, last_equity=self._last_equity, rate=list(self._rate),
+                peak_equity=self._peak, last_equity=self._last_equity, order_clock=self._order_clock, rate=list(self._rate),
                 ids=[[t, i] for t, i in self._id_q], sigs=[[t, list(s)] for t, s in self._sig_q],
                 rejections=dict(self.rejections), reductions=dict(self.reductions),
                 n_checked=self.n_checked, n_allowed=self.n_allowed, last_reasons=list(self.last_reasons))
@@ -437,6 +447,7 @@ def restore(self, snap:dict) -> RiskManager:
     self._rate = deque(int(t) for t in snap["rate"])
     self._id_q = deque((int(t), i) for t, i in snap["ids"]); self._ids = {i for _, i in self._id_q}
     self._sig_q = deque((int(t), tuple(s)) for t, s in snap["sigs"]); self._sigs = {s: t for t, s in self._sig_q}
+    self._order_clock = snap.get("order_clock", "wall" if self._rate or self._id_q or self._sig_q else None)  # older snapshots: the wall clock
     self.rejections, self.reductions = Counter(snap["rejections"]), Counter(snap["reductions"])
     self.n_checked, self.n_allowed, self.last_reasons = snap["n_checked"], snap["n_allowed"], list(snap["last_reasons"])
     return self
