@@ -286,18 +286,35 @@ def validation_figures(returns, periods_per_year:float=252.0) -> dict:
     sharpe, hit = return_figures(r, periods_per_year)
     return dict(validation_sharpe=sharpe, validation_hit_rate=hit, validation_bars=int(np.isfinite(r).sum()), validation_periods_per_year=float(periods_per_year))
 
-def _check_degradation(rm, c):
-    m, L = c.m, rm.limits
-    if m.live_returns is None or (m.validation_sharpe is None and m.validation_hit_rate is None) or _is_reducing(c): return None
+def _degradation(m, L):
+    "Why the model is degraded (None: it is not, or too few live bars or no figures to judge) and the live (Sharpe, hit rate, bars) when judged."
+    if m.live_returns is None or (m.validation_sharpe is None and m.validation_hit_rate is None): return None, None
     r = np.asarray(m.live_returns, dtype="float64")[-L.degradation_window:]
-    if len(r) < L.degradation_window: return None  # not enough live evidence yet
+    if len(r) < L.degradation_window: return None, None  # not enough live evidence yet
     sharpe, hit = return_figures(r, L.periods_per_year)
-    if m.validation_sharpe is not None:
-        if not sharpe >= m.validation_sharpe - L.degradation_tolerance:
-            return _only_reducing(c, f"model {m.model_version} live Sharpe {sharpe:.3g} over {len(r)} bars < validation {m.validation_sharpe:.3g} - degradation_tolerance {L.degradation_tolerance:g}")
-    if m.validation_hit_rate is not None:
-        if not hit >= m.validation_hit_rate - L.hit_rate_tolerance:
-            return _only_reducing(c, f"model {m.model_version} live hit rate {hit:.3g} over {len(r)} bars < validation {m.validation_hit_rate:.3g} - hit_rate_tolerance {L.hit_rate_tolerance:g}")
+    figs = (sharpe, hit, len(r))
+    if m.validation_sharpe is not None and not sharpe >= m.validation_sharpe - L.degradation_tolerance:
+        return f"model {m.model_version} live Sharpe {sharpe:.3g} over {len(r)} bars < validation {m.validation_sharpe:.3g} - degradation_tolerance {L.degradation_tolerance:g}", figs
+    if m.validation_hit_rate is not None and not hit >= m.validation_hit_rate - L.hit_rate_tolerance:
+        return f"model {m.model_version} live hit rate {hit:.3g} over {len(r)} bars < validation {m.validation_hit_rate:.3g} - hit_rate_tolerance {L.hit_rate_tolerance:g}", figs
+    return None, figs
+
+def _figures(m, figs):
+    f = lambda x: "none" if x is None else f"{x:.3g}"
+    return f"live Sharpe {figs[0]:.3g}, hit rate {figs[1]:.3g} over {figs[2]} bars; validation Sharpe {f(m.validation_sharpe)}, hit rate {f(m.validation_hit_rate)}"
+
+def _degradation_episode(rm, why, figs, m, now):
+    "Report the start of a degradation episode, or its end, once."
+    rm._degraded = why is not None
+    if why is not None: rm._event(now, "warning", "model_degraded", f"{why}; no new risk until it recovers ({_figures(m, figs)})")
+    elif figs is None: rm._event(now, "info", "model_recovered", f"model {m.model_version} no longer judged degraded (too few live bars or no validation figures); new risk allowed again")
+    else: rm._event(now, "info", "model_recovered", f"model {m.model_version} recovered: {_figures(m, figs)}; new risk allowed again")
+
+def _check_degradation(rm, c):
+    if _is_reducing(c): return None
+    why, figs = _degradation(c.m, rm.limits)
+    if (why is not None) != rm._degraded: _degradation_episode(rm, why, figs, c.m, c.now)
+    if why is not None: return _only_reducing(c, why)
 
 _CHECKS = (("input", _check_input), ("kill_switch", _check_kill_switch), ("stale_data", _check_stale_data),
            ("confidence", _check_confidence), ("regime", _check_regime), ("position", _check_position),
@@ -321,6 +338,8 @@ class RiskManager:
         self.rejections, self.reductions = Counter(), Counter()  # per check
         self.n_checked, self.n_allowed, self.last_reasons = 0, 0, []
         self.alerts = deque(maxlen=1000)  # alert records: {ts_ns, kind, message}
+        self._degraded = False  # in a degradation episode: the degradation check blocks new risk
+        self._events = deque(maxlen=1000)  # (level, kind, message) not yet taken by `take_events`
 
     def _prune_rate(self, now):
         w = self._rate
@@ -334,9 +353,12 @@ class RiskManager:
             t, sig = self._sig_q.popleft()
             if self._sigs.get(sig) == t: del self._sigs[sig]
 
-    def _alert(self, now, kind, message):
+    def _alert(self, now, kind, message, level="warning"):
         self.alerts.append(dict(ts_ns=int(now), kind=kind, message=message))
-        self.log.warning("%s: %s", kind, message)
+        getattr(self.log, level)("%s: %s", kind, message)
+
+    def _event(self, now, level, kind, message):
+        self._events.append((level, kind, message)); self._alert(now, kind, message, level)
 
 # %% ../nbs/08_risk.ipynb #71d2c733
 @njit(cache=True)
@@ -428,6 +450,13 @@ def check(self, order:OrderRequest, market:MarketState, now_ns:int, # wall clock
     out = order if c.qty == order.qty else replace(order, qty=c.qty)
     return RiskVerdict(True, c.qty, reasons, _is_reducing(c), out, ks)
 
+# %% ../nbs/08_risk.ipynb #3d7bf0a3
+@patch_to(RiskManager)
+def take_events(self) -> list[tuple[str, str, str]]:
+    "Take the queued (level, kind, message) events: `model_degraded` when an episode starts, `model_recovered` when it ends."
+    out = list(self._events); self._events.clear()
+    return out
+
 # %% ../nbs/08_risk.ipynb #2c21e03b
 @patch_to(RiskManager)
 def snapshot(self) -> dict:
@@ -436,7 +465,8 @@ def snapshot(self) -> dict:
                 peak_equity=self._peak, last_equity=self._last_equity, order_clock=self._order_clock, rate=list(self._rate),
                 ids=[[t, i] for t, i in self._id_q], sigs=[[t, list(s)] for t, s in self._sig_q],
                 rejections=dict(self.rejections), reductions=dict(self.reductions),
-                n_checked=self.n_checked, n_allowed=self.n_allowed, last_reasons=list(self.last_reasons))
+                n_checked=self.n_checked, n_allowed=self.n_allowed, last_reasons=list(self.last_reasons),
+                degraded=self._degraded, events=[list(e) for e in self._events])
 
 @patch_to(RiskManager)
 def restore(self, snap:dict) -> RiskManager:
@@ -450,4 +480,5 @@ def restore(self, snap:dict) -> RiskManager:
     self._order_clock = snap.get("order_clock", "wall" if self._rate or self._id_q or self._sig_q else None)  # older snapshots: the wall clock
     self.rejections, self.reductions = Counter(snap["rejections"]), Counter(snap["reductions"])
     self.n_checked, self.n_allowed, self.last_reasons = snap["n_checked"], snap["n_allowed"], list(snap["last_reasons"])
+    self._degraded, self._events = bool(snap.get("degraded", False)), deque((tuple(e) for e in snap.get("events", ())), maxlen=1000)
     return self
