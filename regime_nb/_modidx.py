@@ -853,6 +853,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'regime_nb.risk._figures': ('risk.html#_figures', 'regime_nb/risk.py'),
                                 'regime_nb.risk._is_reducing': ('risk.html#_is_reducing', 'regime_nb/risk.py'),
                                 'regime_nb.risk._only_reducing': ('risk.html#_only_reducing', 'regime_nb/risk.py'),
+                                'regime_nb.risk._regime_caps': ('risk.html#_regime_caps', 'regime_nb/risk.py'),
                                 'regime_nb.risk._round': ('risk.html#_round', 'regime_nb/risk.py'),
                                 'regime_nb.risk._signature': ('risk.html#_signature', 'regime_nb/risk.py'),
                                 'regime_nb.risk.drawdown_step_nb': ('risk.html#drawdown_step_nb', 'regime_nb/risk.py'),

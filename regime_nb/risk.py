@@ -6,7 +6,7 @@
 from __future__ import annotations
 import math, numbers
 from collections import Counter, deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from statistics import NormalDist
 import numpy as np
 from numba import njit
@@ -16,6 +16,20 @@ from .core import RegimeNbError, SettingsError, get_logger
 # %% auto #0
 __all__ = ['RiskLimits', 'OrderRequest', 'MarketState', 'KillSwitch', 'RiskVerdict', 'RiskState', 'unit_var', 'RiskManager',
            'drawdown_step_nb']
+
+# %% ../nbs/08_risk.ipynb #126de4cd
+def _regime_caps(caps):
+    "`caps` as {regime index: float cap}; keys may be the strings JSON makes of them ({\"1\": 0.3})."
+    out = {}
+    for k, v in caps.items():
+        if isinstance(k, numbers.Integral) and not isinstance(k, bool) and k >= 0: i = int(k)
+        elif isinstance(k, str) and k.strip().isdigit(): i = int(k)
+        else: raise SettingsError(f"RiskLimits regime_exposure_caps key {k!r}: expected a regime index, an integer >= 0 (or its JSON string, e.g. \"1\")")
+        if i in out: raise SettingsError(f"RiskLimits regime_exposure_caps: regime {i} given twice (key {k!r})")
+        if not (isinstance(v, numbers.Real) and not isinstance(v, bool) and v >= 0):
+            raise SettingsError(f"RiskLimits regime_exposure_caps[{k!r}]={v!r}: expected a cap >= 0 (a multiple of equity, e.g. 0.3)")
+        out[i] = float(v)
+    return out
 
 # %% ../nbs/08_risk.ipynb #bf4b9230
 @dataclass
@@ -56,16 +70,18 @@ class RiskLimits:
         if self.var_method not in ("historical", "parametric"): raise bad("var_method", "historical or parametric")
         if not 2 <= self.var_min_obs <= self.var_window: raise bad("var_min_obs", f"an integer in [2, var_window={self.var_window}]")
         if not self.degradation_window >= 2: raise bad("degradation_window", "an integer >= 2")
-        if any(not (isinstance(k, int) and v >= 0) for k, v in self.regime_exposure_caps.items()):
-            raise bad("regime_exposure_caps", "a dict {regime index (int): cap >= 0}")
+        if not isinstance(self.regime_exposure_caps, dict): raise bad("regime_exposure_caps", "a dict {regime index: cap >= 0}, e.g. {1: 0.3}")
+        self.regime_exposure_caps = _regime_caps(self.regime_exposure_caps)
 
     @classmethod
     def from_settings(cls, settings, # a `Settings` from `load_settings` (or a mapping with a "risk" section)
                       **kw): # any other limit, e.g. var_limit=0.03
-        "Limits from the deployment's [risk] settings; the other limits from `kw` or the defaults."
-        r = settings["risk"]
-        keys = ("max_position", "max_drawdown", "min_confidence", "stale_after_s", "max_orders_per_min")
-        return cls(**{k: r[k] for k in keys if k in r}, **kw)
+        "Limits from every key of the deployment's [risk] settings, overridden by `kw`; the other limits keep their defaults."
+        r, names = dict(settings["risk"]), [f.name for f in fields(cls)]
+        for where, keys in (("[risk]", r), ("from_settings:", kw)):
+            unknown = [k for k in keys if k not in names]
+            if unknown: raise SettingsError(f"{where} {unknown[0]!r} is not a risk limit; known: {', '.join(names)}")
+        return cls(**{**r, **kw})
 
 # %% ../nbs/08_risk.ipynb #3c96b613
 @dataclass(frozen=True)
