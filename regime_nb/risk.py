@@ -6,14 +6,30 @@
 from __future__ import annotations
 import math, numbers
 from collections import Counter, deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from statistics import NormalDist
 import numpy as np
+from numba import njit
 from fastcore.basics import patch_to
 from .core import RegimeNbError, SettingsError, get_logger
 
 # %% auto #0
-__all__ = ['RiskLimits', 'OrderRequest', 'MarketState', 'KillSwitch', 'RiskVerdict', 'RiskState', 'unit_var', 'RiskManager']
+__all__ = ['RiskLimits', 'OrderRequest', 'MarketState', 'KillSwitch', 'RiskVerdict', 'RiskState', 'unit_var', 'RiskManager',
+           'drawdown_step_nb']
+
+# %% ../nbs/08_risk.ipynb #126de4cd
+def _regime_caps(caps):
+    "`caps` as {regime index: float cap}; keys may be the strings JSON makes of them ({\"1\": 0.3})."
+    out = {}
+    for k, v in caps.items():
+        if isinstance(k, numbers.Integral) and not isinstance(k, bool) and k >= 0: i = int(k)
+        elif isinstance(k, str) and k.strip().isdigit(): i = int(k)
+        else: raise SettingsError(f"RiskLimits regime_exposure_caps key {k!r}: expected a regime index, an integer >= 0 (or its JSON string, e.g. \"1\")")
+        if i in out: raise SettingsError(f"RiskLimits regime_exposure_caps: regime {i} given twice (key {k!r})")
+        if not (isinstance(v, numbers.Real) and not isinstance(v, bool) and v >= 0):
+            raise SettingsError(f"RiskLimits regime_exposure_caps[{k!r}]={v!r}: expected a cap >= 0 (a multiple of equity, e.g. 0.3)")
+        out[i] = float(v)
+    return out
 
 # %% ../nbs/08_risk.ipynb #bf4b9230
 @dataclass
@@ -54,16 +70,18 @@ class RiskLimits:
         if self.var_method not in ("historical", "parametric"): raise bad("var_method", "historical or parametric")
         if not 2 <= self.var_min_obs <= self.var_window: raise bad("var_min_obs", f"an integer in [2, var_window={self.var_window}]")
         if not self.degradation_window >= 2: raise bad("degradation_window", "an integer >= 2")
-        if any(not (isinstance(k, int) and v >= 0) for k, v in self.regime_exposure_caps.items()):
-            raise bad("regime_exposure_caps", "a dict {regime index (int): cap >= 0}")
+        if not isinstance(self.regime_exposure_caps, dict): raise bad("regime_exposure_caps", "a dict {regime index: cap >= 0}, e.g. {1: 0.3}")
+        self.regime_exposure_caps = _regime_caps(self.regime_exposure_caps)
 
     @classmethod
     def from_settings(cls, settings, # a `Settings` from `load_settings` (or a mapping with a "risk" section)
                       **kw): # any other limit, e.g. var_limit=0.03
-        "Limits from the deployment's [risk] settings; the other limits from `kw` or the defaults."
-        r = settings["risk"]
-        keys = ("max_position", "max_drawdown", "min_confidence", "stale_after_s", "max_orders_per_min")
-        return cls(**{k: r[k] for k in keys if k in r}, **kw)
+        "Limits from every key of the deployment's [risk] settings, overridden by `kw`; the other limits keep their defaults."
+        r, names = dict(settings["risk"]), [f.name for f in fields(cls)]
+        for where, keys in (("[risk]", r), ("from_settings:", kw)):
+            unknown = [k for k in keys if k not in names]
+            if unknown: raise SettingsError(f"{where} {unknown[0]!r} is not a risk limit; known: {', '.join(names)}")
+        return cls(**{**r, **kw})
 
 # %% ../nbs/08_risk.ipynb #3c96b613
 @dataclass(frozen=True)
@@ -137,9 +155,9 @@ class RiskState:
 
 # %% ../nbs/08_risk.ipynb #d4691f63
 class _Ctx:
-    __slots__ = ("o", "m", "now", "s", "qty", "p", "mid", "equity")
-    def __init__(self, o, m, now):
-        self.o, self.m, self.now, self.s, self.qty = o, m, now, o.side, float(o.qty)
+    __slots__ = ("o", "m", "now", "t", "s", "qty", "p", "mid", "equity")
+    def __init__(self, o, m, now, t):  # now: wall clock (the feed's lateness); t: the clock orders are counted on
+        self.o, self.m, self.now, self.t, self.s, self.qty = o, m, now, t, o.side, float(o.qty)
         self.p = m.position + (m.open_buy_qty if o.side > 0 else -m.open_sell_qty)
         self.mid, self.equity = m.mid, m.equity
 
@@ -226,16 +244,16 @@ def _check_price_collar(rm, c):
         c.qty = 0.0; return f"limit price {px:g} is {dev:.4g} bps from mid {c.mid:g} > price_collar_bps {rm.limits.price_collar_bps:g}"
 
 def _check_rate_limit(rm, c):
-    w, n = rm._prune_rate(c.now), rm.limits.max_orders_per_min
+    w, n = rm._prune_rate(c.t), rm.limits.max_orders_per_min
     if len(w) >= n: c.qty = 0.0; return f"{len(w)} orders in the last 60 s >= max_orders_per_min {n}"
 
 def _check_duplicate(rm, c):
     o = c.o
-    rm._prune_dedupe(c.now)
+    rm._prune_dedupe(c.t)
     if o.client_order_id in rm._ids: c.qty = 0.0; return f"client_order_id {o.client_order_id!r} already used"
     t = rm._sigs.get(_signature(o))
-    if t is not None and c.now - t < rm.limits.duplicate_window_s * 1e9:
-        c.qty = 0.0; return f"same (symbol, side, qty, price) as an order {(c.now - t) / 1e9:.3g} s ago < duplicate_window_s {rm.limits.duplicate_window_s:g}"
+    if t is not None and c.t - t < rm.limits.duplicate_window_s * 1e9:
+        c.qty = 0.0; return f"same (symbol, side, qty, price) as an order {(c.t - t) / 1e9:.3g} s ago < duplicate_window_s {rm.limits.duplicate_window_s:g}"
 
 def _signature(o): return (o.symbol, int(o.side), float(o.qty), None if o.limit_price is None else float(o.limit_price))
 
@@ -284,18 +302,35 @@ def validation_figures(returns, periods_per_year:float=252.0) -> dict:
     sharpe, hit = return_figures(r, periods_per_year)
     return dict(validation_sharpe=sharpe, validation_hit_rate=hit, validation_bars=int(np.isfinite(r).sum()), validation_periods_per_year=float(periods_per_year))
 
-def _check_degradation(rm, c):
-    m, L = c.m, rm.limits
-    if m.live_returns is None or (m.validation_sharpe is None and m.validation_hit_rate is None) or _is_reducing(c): return None
+def _degradation(m, L):
+    "Why the model is degraded (None: it is not, or too few live bars or no figures to judge) and the live (Sharpe, hit rate, bars) when judged."
+    if m.live_returns is None or (m.validation_sharpe is None and m.validation_hit_rate is None): return None, None
     r = np.asarray(m.live_returns, dtype="float64")[-L.degradation_window:]
-    if len(r) < L.degradation_window: return None  # not enough live evidence yet
+    if len(r) < L.degradation_window: return None, None  # not enough live evidence yet
     sharpe, hit = return_figures(r, L.periods_per_year)
-    if m.validation_sharpe is not None:
-        if not sharpe >= m.validation_sharpe - L.degradation_tolerance:
-            return _only_reducing(c, f"model {m.model_version} live Sharpe {sharpe:.3g} over {len(r)} bars < validation {m.validation_sharpe:.3g} - degradation_tolerance {L.degradation_tolerance:g}")
-    if m.validation_hit_rate is not None:
-        if not hit >= m.validation_hit_rate - L.hit_rate_tolerance:
-            return _only_reducing(c, f"model {m.model_version} live hit rate {hit:.3g} over {len(r)} bars < validation {m.validation_hit_rate:.3g} - hit_rate_tolerance {L.hit_rate_tolerance:g}")
+    figs = (sharpe, hit, len(r))
+    if m.validation_sharpe is not None and not sharpe >= m.validation_sharpe - L.degradation_tolerance:
+        return f"model {m.model_version} live Sharpe {sharpe:.3g} over {len(r)} bars < validation {m.validation_sharpe:.3g} - degradation_tolerance {L.degradation_tolerance:g}", figs
+    if m.validation_hit_rate is not None and not hit >= m.validation_hit_rate - L.hit_rate_tolerance:
+        return f"model {m.model_version} live hit rate {hit:.3g} over {len(r)} bars < validation {m.validation_hit_rate:.3g} - hit_rate_tolerance {L.hit_rate_tolerance:g}", figs
+    return None, figs
+
+def _figures(m, figs):
+    f = lambda x: "none" if x is None else f"{x:.3g}"
+    return f"live Sharpe {figs[0]:.3g}, hit rate {figs[1]:.3g} over {figs[2]} bars; validation Sharpe {f(m.validation_sharpe)}, hit rate {f(m.validation_hit_rate)}"
+
+def _degradation_episode(rm, why, figs, m, now):
+    "Report the start of a degradation episode, or its end, once."
+    rm._degraded = why is not None
+    if why is not None: rm._event(now, "warning", "model_degraded", f"{why}; no new risk until it recovers ({_figures(m, figs)})")
+    elif figs is None: rm._event(now, "info", "model_recovered", f"model {m.model_version} no longer judged degraded (too few live bars or no validation figures); new risk allowed again")
+    else: rm._event(now, "info", "model_recovered", f"model {m.model_version} recovered: {_figures(m, figs)}; new risk allowed again")
+
+def _check_degradation(rm, c):
+    if _is_reducing(c): return None
+    why, figs = _degradation(c.m, rm.limits)
+    if (why is not None) != rm._degraded: _degradation_episode(rm, why, figs, c.m, c.now)
+    if why is not None: return _only_reducing(c, why)
 
 _CHECKS = (("input", _check_input), ("kill_switch", _check_kill_switch), ("stale_data", _check_stale_data),
            ("confidence", _check_confidence), ("regime", _check_regime), ("position", _check_position),
@@ -312,12 +347,15 @@ class RiskManager:
         self.log = get_logger("risk")
         self._killed, self._kill_reason, self._killed_at = False, None, None
         self._peak, self._last_equity = None, None
+        self._order_clock = None  # what the order memory below counts: "wall" (now_ns) or "event" (event_ns); None: nothing yet
         self._rate = deque()  # ts_ns of allowed orders in the last 60 s
         self._ids, self._id_q = set(), deque()  # client_order_ids (and (ts, id)) within id_memory_s
         self._sigs, self._sig_q = {}, deque()  # signature -> last ts, (ts, signature) within duplicate_window_s
         self.rejections, self.reductions = Counter(), Counter()  # per check
         self.n_checked, self.n_allowed, self.last_reasons = 0, 0, []
         self.alerts = deque(maxlen=1000)  # alert records: {ts_ns, kind, message}
+        self._degraded = False  # in a degradation episode: the degradation check blocks new risk
+        self._events = deque(maxlen=1000)  # (level, kind, message) not yet taken by `take_events`
 
     def _prune_rate(self, now):
         w = self._rate
@@ -331,9 +369,22 @@ class RiskManager:
             t, sig = self._sig_q.popleft()
             if self._sigs.get(sig) == t: del self._sigs[sig]
 
-    def _alert(self, now, kind, message):
+    def _alert(self, now, kind, message, level="warning"):
         self.alerts.append(dict(ts_ns=int(now), kind=kind, message=message))
-        self.log.warning("%s: %s", kind, message)
+        getattr(self.log, level)("%s: %s", kind, message)
+
+    def _event(self, now, level, kind, message):
+        self._events.append((level, kind, message)); self._alert(now, kind, message, level)
+
+# %% ../nbs/08_risk.ipynb #71d2c733
+@njit(cache=True)
+def drawdown_step_nb(peak, # highest equity so far; NaN: none yet
+                     equity, # the new equity; NaN or infinite changes nothing
+                     max_drawdown): # drawdown from the peak that trips the kill switch
+    "The new peak and whether `equity` is `max_drawdown` or more below it: the kill switch's rule, callable from other kernels."
+    if not abs(equity) < np.inf: return peak, False
+    if not peak >= equity: peak = equity
+    return peak, peak != 0.0 and max(1.0 - equity / peak, 0.0) >= max_drawdown - 1e-9
 
 # %% ../nbs/08_risk.ipynb #33156adc
 @patch_to(RiskManager)
@@ -342,9 +393,9 @@ def on_equity(self, equity:float, now_ns:int) -> KillSwitch|None:
     equity = float(equity)
     if not math.isfinite(equity): return None
     self._last_equity = equity
-    if self._peak is None or equity > self._peak: self._peak = equity
+    self._peak, tripped = drawdown_step_nb(math.nan if self._peak is None else float(self._peak), equity, float(self.limits.max_drawdown))
+    if self._killed or not tripped: return None
     dd = self.drawdown
-    if self._killed or dd < self.limits.max_drawdown - 1e-9: return None
     reason = f"drawdown {dd:.2%} from peak {self._peak:.6g} to {equity:.6g} >= max_drawdown {self.limits.max_drawdown:.2%}"
     self._killed, self._kill_reason, self._killed_at = True, reason, int(now_ns)
     self._alert(now_ns, "kill_switch", reason + "; cancel all working orders, only risk-reducing orders pass")
@@ -382,11 +433,20 @@ def peak_equity(self) -> float|None:
 
 # %% ../nbs/08_risk.ipynb #157ef93f
 @patch_to(RiskManager)
-def check(self, order:OrderRequest, market:MarketState, now_ns:int) -> RiskVerdict:
-    "Run every check on `order` against `market` at `now_ns`; an allowed order is recorded as sent."
+def check(self, order:OrderRequest, market:MarketState, now_ns:int, # wall clock: the quote's age, the kill switch's time
+          event_ns:int|None=None, # the bar's time in a replay: rate limit and duplicate memory count it; None: now_ns
+         ) -> RiskVerdict:
+    "Run every check on `order` against `market` at `now_ns` (and `event_ns`); an allowed order is recorded as sent."
     now_ns = int(now_ns)
+    t = now_ns if event_ns is None else int(event_ns)
+    clock = "wall" if event_ns is None else "event"
+    if clock != self._order_clock:
+        if self._order_clock is not None and (self._rate or self._id_q or self._sig_q):
+            raise RegimeNbError(f"check(event_ns={event_ns!r}): this manager's rate limit and duplicate memory count {self._order_clock} time; "
+                                "give event_ns to every check of a manager (a replay) or to none (live)")
+        self._order_clock = clock
     ks = self.on_equity(market.equity, now_ns)
-    c = _Ctx(order, market, now_ns)
+    c = _Ctx(order, market, now_ns, t)
     reasons = []
     for name, fn in _CHECKS:
         why = fn(self, c)
@@ -400,21 +460,29 @@ def check(self, order:OrderRequest, market:MarketState, now_ns:int) -> RiskVerdi
     self.last_reasons = reasons
     if c.qty <= 0: return RiskVerdict(False, 0.0, reasons, False, None, ks)
     self.n_allowed += 1
-    self._rate.append(now_ns)
-    self._ids.add(order.client_order_id); self._id_q.append((now_ns, order.client_order_id))
-    sig = _signature(order); self._sigs[sig] = now_ns; self._sig_q.append((now_ns, sig))
+    self._rate.append(t)
+    self._ids.add(order.client_order_id); self._id_q.append((t, order.client_order_id))
+    sig = _signature(order); self._sigs[sig] = t; self._sig_q.append((t, sig))
     out = order if c.qty == order.qty else replace(order, qty=c.qty)
     return RiskVerdict(True, c.qty, reasons, _is_reducing(c), out, ks)
+
+# %% ../nbs/08_risk.ipynb #3d7bf0a3
+@patch_to(RiskManager)
+def take_events(self) -> list[tuple[str, str, str]]:
+    "Take the queued (level, kind, message) events: `model_degraded` when an episode starts, `model_recovered` when it ends."
+    out = list(self._events); self._events.clear()
+    return out
 
 # %% ../nbs/08_risk.ipynb #2c21e03b
 @patch_to(RiskManager)
 def snapshot(self) -> dict:
     "The manager's state as plain JSON-safe data."
     return dict(version=1, killed=self._killed, kill_reason=self._kill_reason, killed_at_ns=self._killed_at,
-                peak_equity=self._peak, last_equity=self._last_equity, rate=list(self._rate),
+                peak_equity=self._peak, last_equity=self._last_equity, order_clock=self._order_clock, rate=list(self._rate),
                 ids=[[t, i] for t, i in self._id_q], sigs=[[t, list(s)] for t, s in self._sig_q],
                 rejections=dict(self.rejections), reductions=dict(self.reductions),
-                n_checked=self.n_checked, n_allowed=self.n_allowed, last_reasons=list(self.last_reasons))
+                n_checked=self.n_checked, n_allowed=self.n_allowed, last_reasons=list(self.last_reasons),
+                degraded=self._degraded, events=[list(e) for e in self._events])
 
 @patch_to(RiskManager)
 def restore(self, snap:dict) -> RiskManager:
@@ -425,6 +493,8 @@ def restore(self, snap:dict) -> RiskManager:
     self._rate = deque(int(t) for t in snap["rate"])
     self._id_q = deque((int(t), i) for t, i in snap["ids"]); self._ids = {i for _, i in self._id_q}
     self._sig_q = deque((int(t), tuple(s)) for t, s in snap["sigs"]); self._sigs = {s: t for t, s in self._sig_q}
+    self._order_clock = snap.get("order_clock", "wall" if self._rate or self._id_q or self._sig_q else None)  # older snapshots: the wall clock
     self.rejections, self.reductions = Counter(snap["rejections"]), Counter(snap["reductions"])
     self.n_checked, self.n_allowed, self.last_reasons = snap["n_checked"], snap["n_allowed"], list(snap["last_reasons"])
+    self._degraded, self._events = bool(snap.get("degraded", False)), deque((tuple(e) for e in snap.get("events", ())), maxlen=1000)
     return self
