@@ -115,6 +115,10 @@ class LiveConfig:
             if not (isinstance(src, str) and src): raise RegimeNbError(f"live config books[{sym!r}]={src!r}: expected a bundled dataset, a bars file or 'relay'")
         if self.books and self.book: raise RegimeNbError("live config: a book's config (book set) cannot hold books of its own")
         self.execution = check_execution(self.execution)
+        from regime_nb.risk import RiskLimits
+        if not isinstance(self.risk, dict) or (unknown := sorted(set(self.risk) - {f.name for f in fields(RiskLimits)})):
+            raise RegimeNbError(f"live config risk={self.risk!r}: " + (f"unknown limits {unknown}" if isinstance(self.risk, dict) else "expected {limit: value}") + f"; limits: {', '.join(f.name for f in fields(RiskLimits))}")
+        RiskLimits(**self.risk)  # a bad value is an error naming it now, not in the trading service
         for k in ("feed", "features", "predictions", "trading", "broker", "predict", *(f"{s}_snapshot" for s in PUBLISHERS)) + (("ingest",) if self.data == "relay" else ()):
             if k not in self.endpoints: self.endpoints[k] = local_endpoint(Path(self.run_dir)/"sockets", k)
             check_endpoint(self.endpoints[k], self.allow_remote)

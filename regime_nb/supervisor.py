@@ -107,8 +107,13 @@ class Supervisor:
         equity = sum(t.get("equity", float("nan")) for t in ts)
         regime = " ".join(f"{sym}:{t.get('regime')}" for sym, t in zip(self.books, ts)) if self.books else ts[0].get("regime")
         halted = sorted({h for t in ts for h in (t.get("halted") or [])})
+        blocked = {}
+        for t in ts:
+            for k, n in (t.get("blocked") or {}).items(): blocked[k] = blocked.get(k, 0) + n
+        undecided = sum(t.get("undecided", 0) for t in ts)
+        why = (f", blocked by risk {sum(blocked.values())} ({', '.join(f'{k} {n}' for k, n in sorted(blocked.items(), key=lambda kv: -kv[1]))})" if blocked else "") + (f", undecided {undecided}" if undecided else "")
         return (f"[live] bars {sum(t.get('bars', 0) for t in ts)}/{self.n_replay} ({self.rate:.0f}/s), latency {lat}, equity {equity:.4f}, "
-                f"regime {regime}, halted {halted or 'no'}, alerts {n_alerts}, restarts {sum(self.restarts.values())}")
+                f"regime {regime}, halted {halted or 'no'}{why}, alerts {n_alerts}, restarts {sum(self.restarts.values())}")
 
     def run(self, duration_s:float=60.0, before_stop=None, handle_signals:bool=False) -> dict:
         "Run until the replay is done, `duration_s` passes, or SIGTERM/SIGINT; call `before_stop(self)`; return the last stats of each service."

@@ -14,7 +14,7 @@ from .data import OHLCV
 from .bus import ERROR_TOPIC, AsyncClient, HeartbeatMonitor, Subscriber, check_endpoint
 from .backtest import S_CASH, S_EQUITY, S_UNITS, T_UNITS, engine_step_nb
 from .broker import Fill
-from .risk import MarketState, OrderRequest
+from .risk import MarketState, OrderRequest, drawdown_step_nb
 from .store import RecordWriter
 from .strategies import make_inputs, strategy_run_nb, strategy_step_nb
 from .live import (BAR_FIELDS, PRICE_COL, IntentJournal, LiveConfig, Service, SnapshotFile, bar_columns_from_body, make_strategy,
@@ -83,12 +83,14 @@ class ExecutionSteps:
                          regime_probs=tuple(self.probs_now or ()), returns=np.fromiter(self.returns, "float64", len(self.returns)) if self.returns and self.risk.limits.var_limit is not None else None,
                          live_returns=np.fromiter(self.live_returns, "float64", len(self.live_returns)) if val else None, model_version=self.model_version,
                          validation_sharpe=val.get("sharpe"), validation_hit_rate=val.get("hit_rate"))
-        v = self.risk.check(req, ms, now_ns)
+        v = self.risk.check(req, ms, now_ns, event_ns=ts if self.replaying else None)  # how often it trades: on the data's clock in a replay
+        for level, kind, msg in self.risk.take_events(): self.writer.add("alert", level, kind, self.who, msg)  # once per episode (model_degraded, model_recovered)
         allowed, reasons = v.allowed, list(v.reasons)
         stop = self.halted + (["broker"] if self.broker_down else [])
         if stop and not v.risk_reducing: allowed, reasons = False, [f"halted: silent peers {', '.join(stop)}"] + reasons
         if not allowed:
             self.state[:] = before; self.count("rejected")
+            cause = reasons[0].split(":")[0] if reasons else "refused"; self.blocked[cause] = self.blocked.get(cause, 0) + 1  # the check that refused it
             self.writer.add("record_decision", self.cfg.symbol, ts, self.pending_target, False, reasons, model_version=self.model_version, regime=self.regime_now())
             return None
         qty = v.order.qty if v.order is not None else abs(du)
@@ -150,9 +152,8 @@ def quiet_run_nb(state, params, opens, closes, X, code, sstate, sparams, pending
         before[:] = state
         if engine_step_nb(state, params, opens[j], closes[j], pending, 0.0, trade): state[:] = before; return j
         eq = state[S_CASH] + state[S_UNITS] * closes[j]
-        if eq == eq:
-            if eq > risk_peak: risk_peak = eq
-            if risk_peak != 0.0 and max(1.0 - eq / risk_peak, 0.0) >= max_dd - 1e-9: state[:] = before; return j
+        risk_peak, tripped = drawdown_step_nb(risk_peak, eq, max_dd)  # the risk manager's own kill-switch rule
+        if tripped: state[:] = before; return j
         pending = strategy_step_nb(code, sstate, sparams, X[j])
         if eq > peak: peak = eq
         out[j, 0], out[j, 1], out[j, 2], out[j, 3] = state[S_CASH], state[S_UNITS], eq, pending
@@ -389,7 +390,7 @@ class MessageFlow:
         return dict(Service.stats(self), **percentiles_us(self.latency_ns), **bar_lat, bars_per_s=(self.counts.get("bars", 1) - 1) / span if span > 0 else None,
                     equity=self.cash + self.units * (self.last_close or 0), units=self.units, last_ts=self.last_ts, halted=self.halted,
                     broker_down=self.broker_down, done=self.done and settled, killed=self.risk.killed, write_errors=self.writer.errors,
-                    regime=self.regime_now(), gaps=self.sub.gaps if self.sub is not None else 0)
+                    regime=self.regime_now(), blocked=dict(self.blocked), undecided=self.counts.get("undecided", 0), gaps=self.sub.gaps if self.sub is not None else 0)
 
 # %% ../nbs/12b_trading.ipynb #09c8ffa0
 class Recovery:
@@ -473,12 +474,12 @@ class TradingService(ExecutionSteps, QuietStretches, OrderDesk, LimitOrderRule, 
         self.decided_ts, self.last_bar, self.last_sent_ns = -1, None, 0  # the last bar decided; the last bar executed and when the feed sent it
         self.working, self.fill_seq, self.resync, self.broker_down = {}, 0, False, False  # working: client order id -> id of the request that sent it
         self.broker_open, self.sent_now = set(), False  # orders the broker's last answer said may still fill; an order sent on this bar
-        self.execution, self.limit = cfg.execution, cfg.execution["kind"] == "limit"
+        self.execution, self.limit, self.replaying = cfg.execution, cfg.execution["kind"] == "limit", cfg.data != "relay"  # replaying: the bars' own clock counts how often it trades
         self.limit_orders, self.give_up_now = {}, None  # limit orders that may still fill: client order id -> side, qty, intent, bars worked, filled; the give-up to send with the next bar
         self.intents, self.outbox, self.processed, self.quiet_size, self.quiet_stop_ts = [], [], 0, 64, -1  # order intents not yet journaled; requests waiting for them; bars read for a quiet stretch; the bar the last one stopped at
         self.latency_ns, self.bar_latency_ns, self.order_hop_ns, self.returns = deque(maxlen=20_000), deque(maxlen=20_000), deque(maxlen=20_000), deque(maxlen=250)
         self.first_bar_ns = self.last_bar_ns = self.probs_now = None
-        self.last_close, self.halted, self.peak, self.risk_saved, self.n_msgs = None, [], -math.inf, 0.0, 0
+        self.last_close, self.halted, self.peak, self.risk_saved, self.n_msgs, self.blocked = None, [], -math.inf, 0.0, 0, {}  # blocked: decisions refused, by the check that refused them
         self.monitor = HeartbeatMonitor(cfg.heartbeat_ms, expect=self.peers("feed", "features", "prediction"))
         self.restore()
         if self.snap.read() is None: self.warm_history()
