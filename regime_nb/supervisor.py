@@ -4,7 +4,7 @@
 
 # %% ../nbs/12c_supervisor.ipynb #73af6b48
 from __future__ import annotations
-import os, signal, subprocess, sys, time
+import json, os, signal, subprocess, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd
 import zmq
@@ -14,7 +14,8 @@ from .strategies import make_inputs
 from .live import PUBLISHERS, LiveConfig, make_strategy, model_spec, replay_bars
 
 # %% auto #0
-__all__ = ['SERVICE_ORDER', 'service_main', 'Supervisor', 'LiveView', 'parity_check', 'book_parity']
+__all__ = ['SERVICE_ORDER', 'service_main', 'Supervisor', 'LiveView', 'parity_check', 'book_parity', 'blocked_decisions',
+           'parity_causes', 'parity_differs']
 
 # %% ../nbs/12c_supervisor.ipynb #17639edc
 SERVICE_ORDER = ("broker", "trading", "prediction", "features", "feed")
@@ -195,7 +196,8 @@ def parity_check(cfg:LiveConfig) -> dict:
     books = {sym: book_parity(cfg.book_config(sym)) for sym in cfg.books}
     total = lambda k: sum(b[k] for b in books.values())
     return dict(books=books, **{k: total(k) for k in ("bars_live", "bars_backtest", "trades_live", "trades_backtest", "equity_live", "equity_backtest", "equity_fills")},
-                max_abs_equity_diff=max(b["max_abs_equity_diff"] for b in books.values()), fills_equity_diff=max(b["fills_equity_diff"] for b in books.values()))
+                max_abs_equity_diff=max(b["max_abs_equity_diff"] for b in books.values()), fills_equity_diff=max(b["fills_equity_diff"] for b in books.values()),
+                blocked={k: sum(b["blocked"].get(k, 0) for b in books.values()) for b in books.values() for k in b["blocked"]})
 
 def book_parity(cfg:LiveConfig) -> dict:
     "`parity_check` of one book (or of a single-symbol account)."
@@ -219,4 +221,30 @@ def book_parity(cfg:LiveConfig) -> dict:
     return dict(bars_live=len(live), bars_backtest=len(res.equity), max_abs_equity_diff=float(np.abs(live.to_numpy() - bt.to_numpy()).max()) if len(live) else float("nan"),
                 equity_fills=fills_equity, fills_equity_diff=abs(fills_equity - float(bt.iloc[-1])) if len(live) else float("nan"),  # the broker's fills, marked at the last bar, against the backtest
                 trades_live=int(st.query_one("SELECT COUNT(*) FROM fills WHERE symbol = ?", (cfg.symbol,))[0]), trades_backtest=len(res.trades),
-                equity_live=float(live.iloc[-1]) if len(live) else float("nan"), equity_backtest=float(res.equity.iloc[-1]))
+                equity_live=float(live.iloc[-1]) if len(live) else float("nan"), equity_backtest=float(res.equity.iloc[-1]), blocked=blocked_decisions(st, cfg.symbol))
+
+def blocked_decisions(store, symbol:str) -> dict:
+    "Decisions the risk manager (or a halt) refused, by the check that refused them, as the store recorded them."
+    out = {}
+    for (reasons,) in store.query("SELECT reasons FROM decisions WHERE symbol = ? AND allowed = 0", (symbol,)):
+        r = json.loads(reasons) if reasons else []
+        k = r[0].split(":")[0] if r else "refused"; out[k] = out.get(k, 0) + 1
+    return out
+
+# %% ../nbs/12c_supervisor.ipynb #5d278f75
+def parity_causes(p:dict, # a `parity_check` result
+                  stats:list=(), # the last stats of each trading service (`Supervisor.trading()`)
+                  restarts:int=0, execution:str="market") -> list:
+    "The recorded causes of a difference between the live run and its backtest, one phrase each (empty: nothing explains one)."
+    causes, total = [], lambda k: sum(t.get(k) or 0 for t in stats)
+    if b := p.get("blocked"): causes.append(f"{sum(b.values())} decisions blocked by risk ({', '.join(f'{k} {n}' for k, n in sorted(b.items(), key=lambda kv: -kv[1]))})")
+    if n := total("undecided"): causes.append(f"{n} bars left undecided by a restart")
+    if restarts: causes.append(f"{restarts} service restarts")
+    if n := total("book_resyncs"): causes.append(f"{n} book corrections from the broker's fills")
+    if any(t.get("killed") for t in stats): causes.append("the drawdown kill switch tripped")
+    if execution != "market": causes.append(f"{execution} execution fills unlike the backtest's market orders")
+    return causes
+
+def parity_differs(p:dict, tol:float=1e-9) -> bool:
+    "Whether the live run differs from its backtest (trades, or equity beyond `tol`)."
+    return p["trades_live"] != p["trades_backtest"] or not (p["max_abs_equity_diff"] <= tol)

@@ -494,3 +494,14 @@ def test_limit_orders_fill_at_their_limit_and_are_given_up_by_the_seeds_rule(tmp
     assert st.position("sp500")["qty"] == pytest.approx(checks["positions"].get("sp500", 0.0), abs=1e-12)
     assert t["limit_given_up"] == len(given_up) and t["exits_at_market"] == len(child)
     print(f"limit execution, S&P 500 2015-2018, 1 bar to fill: {len(lim)} limit orders, {len(lim[lim.status == 'filled'])} filled, {len(entries)} entries and {len(exits)} exits given up")
+
+def test_a_replay_counts_how_often_it_trades_on_the_datas_clock(tmp_path, registry):
+    "Years of daily bars replayed in seconds: the default 60 orders a minute is a limit on event time, so it blocks nothing here and the run equals its backtest."
+    risk = dict(PERMISSIVE, max_orders_per_min=60)  # the settings' default
+    cfg = cfg_for(tmp_path, registry, risk=risk, start="2016-01-01", strategy={"kind": "RegimeExposure", "exposures": [1.0, 0.2], "vol_target": 0.15})
+    sup = Supervisor(cfg, out=quiet)
+    stats = sup.run(120)
+    assert stats["trading"]["done"] and not sup.restarts, (stats, sup.restarts)
+    p = parity_check(cfg)
+    assert p["trades_live"] == p["trades_backtest"] > 120, p  # more than 60 orders in the minute of wall clock the replay takes
+    assert p["max_abs_equity_diff"] <= 1e-9 and p["blocked"] == {} and stats["trading"]["blocked"] == {}, (p, stats["trading"])
