@@ -40,7 +40,7 @@ bench: setup
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 lab: setup
-	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser --notebook-dir=nbs
+	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser --notebook-dir=nbs $$([ "$$(id -u)" = 0 ] && echo --allow-root)  # token auth stays on; a container's root needs --allow-root
 
 clean:
 	rm -rf output .pytest_cache

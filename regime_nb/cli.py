@@ -11,8 +11,8 @@ from .core import RegimeNbError, configure_logging, load_settings
 
 # %% auto #0
 __all__ = ['cmd_data_list', 'cmd_data_show', 'cmd_data_validate', 'cmd_fit', 'cmd_registry', 'cmd_backtest', 'cmd_walkforward',
-           'cmd_sweep', 'cmd_scan', 'cmd_live_keys', 'parse_books', 'execution_of', 'cmd_live', 'cmd_demo',
-           'make_parser', 'main']
+           'cmd_sweep', 'cmd_scan', 'cmd_live_keys', 'parse_books', 'execution_of', 'parse_regime_caps', 'live_risk',
+           'cmd_live', 'cmd_demo', 'make_parser', 'main']
 
 # %% ../nbs/14_cli.ipynb #c7938c53
 def _parse_sets(items):
@@ -310,9 +310,25 @@ def execution_of(args) -> dict:
         return {"kind": "market"}
     return {"kind": "limit", "offset_bps": args.limit_offset_bps or 0.0, "timeout_bars": 1 if args.limit_timeout_bars is None else args.limit_timeout_bars}
 
+def parse_regime_caps(text:str|None) -> dict:
+    "`--regime-caps 1=0.3,2=0.5` as {regime index: cap}; an item that is not REGIME=CAP is an error naming it."
+    caps = {}
+    for item in filter(None, (text or "").split(",")):
+        k, eq, v = item.partition("=")
+        try: caps[int(k)] = float(v)
+        except ValueError: raise RegimeNbError(f"--regime-caps {text!r}: item {item!r} is not REGIME=CAP, e.g. 1=0.3") from None
+        if not eq: raise RegimeNbError(f"--regime-caps {text!r}: item {item!r} is not REGIME=CAP, e.g. 1=0.3")
+    return caps
+
+def live_risk(s, args) -> dict:
+    "`LiveConfig.risk`: the deployment's [risk] settings (`RiskLimits.from_settings`, the one place limits are read), with `--var-limit` and `--regime-caps`."
+    from dataclasses import asdict
+    from regime_nb.risk import RiskLimits
+    return asdict(RiskLimits.from_settings(s, var_limit=args.var_limit, regime_exposure_caps=parse_regime_caps(args.regime_caps)))
+
 def cmd_live(args) -> int:
     "Run the live services under the supervisor; print summaries and the parity check."
-    from regime_nb.supervisor import LiveConfig, Supervisor, parity_check
+    from regime_nb.supervisor import LiveConfig, Supervisor, parity_causes, parity_check, parity_differs
     if args.symbols and (args.data or args.symbol): raise RegimeNbError("give --symbols (several books) or --data/--symbol (one), not both")
     books = parse_books(args.symbols) if args.symbols else {}
     s = _settings(args)
@@ -323,11 +339,11 @@ def cmd_live(args) -> int:
                      data=args.data or "sp500", symbol=args.symbol or "", books=books, start=args.start, end=args.end, speed=args.speed, clock=args.clock, bar_interval=args.bar_interval, curve_dir=args.curve_dir,
                      model_alias=args.model_alias, shadow_alias=args.shadow_alias, costs_bps=args.costs_bps, durability=args.durability, batch=args.batch,
                      strategy={"kind": "RegimeExposure", "exposures": list(_floats(args.exposures))}, execution=execution_of(args),
-                     risk=dict(max_drawdown=s.risk.max_drawdown, min_confidence=s.risk.min_confidence, stale_after_s=s.risk.stale_after_s,  # the deployment's [risk] settings
-                               max_position=s.risk.max_position, max_orders_per_min=s.risk.max_orders_per_min, var_limit=args.var_limit))
+                     risk=live_risk(s, args))
     if max(map(abs, _floats(args.exposures))) > s.risk.max_position: print(f"note: exposures {args.exposures} exceed [risk] max_position={s.risk.max_position:g}: the risk manager caps them")
-    sup = Supervisor(cfg)
+    sup = Supervisor(cfg)  # refuses a model that does not fit the strategy, before anything starts
     sup.run(args.duration, handle_signals=True)
+    unexplained = False
     if all(t.get("done") for t in sup.trading()) and "relay" not in (books.values() if books else [cfg.data]) and cfg.execution["kind"] == "market":  # limit orders fill unlike the backtest
         p = parity_check(cfg)
         for sym, b in p.get("books", {}).items():
@@ -335,12 +351,20 @@ def cmd_live(args) -> int:
                   f"(the broker's fills: {b['equity_fills']:.6f}), max |equity difference| {b['max_abs_equity_diff']:.3g}")
         print(f"parity with the backtest: {p['trades_live']} live trades vs {p['trades_backtest']}, max |equity difference| {p['max_abs_equity_diff']:.3g} over {p['bars_live']} bars; "
               f"the broker's fills imply equity {p['equity_fills']:.6f} vs {p['equity_backtest']:.6f}")
+        if parity_differs(p):
+            causes = parity_causes(p, sup.trading(), sum(sup.restarts.values()), cfg.execution["kind"])
+            if causes: print("  the difference has recorded causes: " + "; ".join(causes))
+            else:
+                unexplained = True
+                from regime_nb.store import Store
+                Store(cfg.store).alert("error", "parity", "supervisor", f"live differs from its backtest ({p['trades_live']} vs {p['trades_backtest']} trades, max |equity difference| {p['max_abs_equity_diff']:.3g}) and nothing on record explains it")
+                print("  error: the difference has no recorded cause (no blocked decision, undecided bar, restart or book correction): an alert is recorded")
     if cfg.execution["kind"] == "limit":
         n = lambda k: sum(t.get(k, 0) for t in sup.trading())
         print(f"limit execution: {n('orders')} limit orders, {n('limit_given_up')} not filled within {cfg.execution['timeout_bars']} bar{'s' * (cfg.execution['timeout_bars'] != 1)} and given up "
               f"({n('exits_at_market')} exits' rests sent at market), {n('fills')} fills")
     print(f"store: {cfg.store}; logs and snapshots: {cfg.run_dir}")
-    return 0
+    return 1 if unexplained else 0
 
 # %% ../nbs/14_cli.ipynb #4b891a3b
 def cmd_demo(args) -> int:
@@ -462,6 +486,7 @@ def make_parser() -> argparse.ArgumentParser:
     lv.add_argument("--limit-offset-bps", type=float, default=None, help="with --execution limit: > 0 sets a buy's limit this far below the deciding close (passive), < 0 through it (default 0)")
     lv.add_argument("--limit-timeout-bars", type=int, default=None, help="with --execution limit: bars a limit order may work before it is given up (default 1)")
     lv.add_argument("--var-limit", type=float, default=None, help="one-period VaR limit of the position, a fraction of equity (default: no VaR check)")
+    lv.add_argument("--regime-caps", default=None, metavar="REGIME=CAP,...", help="largest |exposure| while a regime is the most probable, e.g. 1=0.3 (smaller positions in a high-risk regime)")
     lv.add_argument("--settings", default=argparse.SUPPRESS, help="settings file (as the top-level --settings; its [risk] limits apply)")
     lv.set_defaults(func=cmd_live)
     k = sub.add_parser("live-keys", help="make a folder of CURVE keys for `live --curve-dir` (keep it out of any repository)")

@@ -14,8 +14,22 @@ from .strategies import make_inputs
 from .live import PUBLISHERS, LiveConfig, make_strategy, model_spec, replay_bars
 
 # %% auto #0
-__all__ = ['SERVICE_ORDER', 'service_main', 'Supervisor', 'LiveView', 'parity_check', 'book_parity', 'blocked_decisions',
-           'parity_causes', 'parity_differs']
+__all__ = ['SERVICE_ORDER', 'check_served_model', 'service_main', 'Supervisor', 'LiveView', 'parity_check', 'book_parity',
+           'blocked_decisions', 'parity_causes', 'parity_differs']
+
+# %% ../nbs/12c_supervisor.ipynb #66955465
+def check_served_model(cfg:LiveConfig):
+    "Refuse a served (or shadow) model whose number of regimes is not the number the strategy reads; return the served model's number of regimes."
+    from regime_nb.registry import Registry
+    strat = make_strategy(cfg.strategy)
+    wants = sum(c.startswith("regime_") for c in strat.stepper().columns)
+    with Registry(cfg.registry) as reg:
+        for alias in filter(None, (cfg.model_alias, cfg.shadow_alias)):
+            k, v = reg.load(alias).n_regimes_, reg.resolve(alias)
+            if wants and k != wants:
+                fix = "give one exposure per regime: --exposures with %d values in the CLI, strategy['exposures'] in a LiveConfig" % k if cfg.strategy.get("kind", "RegimeExposure") == "RegimeExposure" else "give the strategy n_regimes=%d (and its trending regimes among them)" % k
+                raise RegimeNbError(f"the {alias} model (version {v}) has {k} regimes but strategy {type(strat).__name__} reads {wants}: {fix}")
+    return k if wants else None
 
 # %% ../nbs/12c_supervisor.ipynb #17639edc
 SERVICE_ORDER = ("broker", "trading", "prediction", "features", "feed")
@@ -46,6 +60,7 @@ class Supervisor:
     "Run the live services as processes: start, restart on crash, summarize, stop cleanly."
     def __init__(self, cfg:LiveConfig, out=print, summary_every_s:float=2.0):
         self.cfg, self.out, self.summary_every_s = cfg, out, summary_every_s
+        for c in ([cfg.book_config(s) for s in cfg.books] or [cfg]): check_served_model(c)  # a model that does not fit the strategy is refused before anything starts
         self.cfg_path = cfg.save()
         self.books = {sym: cfg.book_config(sym) for sym in cfg.books}  # several symbols: one set of services per book, one broker for the account
         self.units = {"broker": ("broker", cfg, self.cfg_path)}  # process name -> (service, its config, the config's file)
