@@ -5,11 +5,12 @@
 # %% ../nbs/12c_supervisor.ipynb #73af6b48
 from __future__ import annotations
 import json, os, signal, subprocess, sys, time
+from fastcore.basics import patch_to
 from pathlib import Path
 import numpy as np, pandas as pd
 import zmq
 from .core import RegimeNbError, configure_logging, get_logger
-from .bus import Subscriber, check_endpoint
+from .bus import HeartbeatMonitor, Subscriber, check_endpoint
 from .strategies import make_inputs
 from .live import PUBLISHERS, LiveConfig, make_strategy, model_spec, replay_bars
 
@@ -70,6 +71,9 @@ class Supervisor:
         self.procs, self.restarts, self.stats, self.stopping, self.backoff = {}, {}, {}, False, {}
         self.started, self.failed_starts = {}, {}  # when each service was last started; its failures in a row right after starting
         self.log = get_logger("live.supervisor")
+        self.watched = [n for n, (svc, _, _) in self.units.items() if svc != "broker"]  # a process's name is its heartbeat's source
+        self.monitor = HeartbeatMonitor(cfg.heartbeat_ms, expect=self.watched)
+        self.silent, self.health_at, self.errors, self.health_every_s = set(), {}, {}, 5.0  # silent services; when each one's health was last recorded; last errors
 
     def log_path(self, name:str) -> Path:
         "Where process `name` writes its log."
@@ -99,7 +103,7 @@ class Supervisor:
         ctx, sub = zmq.Context.instance(), None
         for c in (list(self.books.values()) or [self.cfg]):
             for k in ("feed", "features", "predictions", "trading"):
-                if sub is None: sub = Subscriber(c.endpoints[k], topics=("stats.",), ctx=ctx, **c.link("client"))
+                if sub is None: sub = Subscriber(c.endpoints[k], topics=("stats.",), ctx=ctx, monitor=self.monitor, **c.link("client"))
                 else: sub.sock.connect(check_endpoint(c.endpoints[k], c.allow_remote))
         return sub
 
@@ -144,12 +148,14 @@ class Supervisor:
             while not self.stopping and time.time() < t_end:
                 m = sub.recv(timeout_ms=100)
                 if m is not None: self.on_stats(m.body)
+                self.record_health()
                 for name, p in list(self.procs.items()):
                     if p.poll() is not None and not self.stopping and time.time() >= self.backoff.get(name, 0):
                         if self.cannot_start(name, p.returncode):
                             raise RegimeNbError(f"the {name} service failed {self.failed_starts[name]} times in a row right after starting; "
                                                 f"its last error ({self.log_path(name)}): {self.last_error(name)}")
                         n = self.restarts[name] = self.restarts.get(name, 0) + 1
+                        if p.returncode > 0: self.errors[name] = self.last_error(name)
                         self.log.warning("%s exited with %s; restarting (restart %d)", name, p.returncode, n)
                         self.backoff[name] = time.time() + min(5.0, 0.2 * n)  # a crash loop backs off instead of spinning
                         self.start(name)
@@ -175,6 +181,29 @@ class Supervisor:
         for p in self.procs.values():
             try: p.wait(max(0.1, deadline - time.time()))
             except subprocess.TimeoutExpired: p.kill(); p.wait()
+
+# %% ../nbs/12c_supervisor.ipynb #b82e93b1
+@patch_to(Supervisor)
+def health_of(self, name:str, silent:set) -> tuple:
+    "`(status, detail)` of process `name` from its heartbeat and its last stats."
+    st, svc = self.stats.get(name, {}), self.units[name][0]
+    feed = self.stats.get(name.replace(svc, "feed", 1), {}).get("bars")
+    detail = dict(restarts=self.restarts.get(name, 0), last_error=self.errors.get(name, ""), lag_bars=(feed - st["bars"]) if feed is not None and st.get("bars") is not None else None)
+    status = "down" if name in silent else "degraded" if st.get("halted") or st.get("broker_down") else "ok"
+    return status, detail
+
+@patch_to(Supervisor)
+def record_health(self, now_ns:int|None=None):
+    "Record the health of every service whose status changed, or whose last record is `health_every_s` old."
+    now = now_ns or time.time_ns()
+    silent = set(self.monitor.silent(now))
+    for s in silent - self.silent: self.log.warning("%s silent for more than %d heartbeat intervals", s, self.monitor.misses)
+    changed, self.silent = silent ^ self.silent, silent
+    due = [n for n in self.watched if n in changed or now - self.health_at.get(n, 0) >= self.health_every_s * 1e9]
+    if not due: return
+    from regime_nb.store import Store
+    with Store(self.cfg.store) as st:
+        for n in due: st.heartbeat(n, *self.health_of(n, silent), ts_ns=now); self.health_at[n] = now
 
 # %% ../nbs/12c_supervisor.ipynb #c29b0585
 if __name__ == "__main__" and len(sys.argv) > 2 and sys.argv[0].endswith("supervisor.py"): sys.exit(service_main(sys.argv[1:]))
