@@ -132,6 +132,12 @@ def test_a_frozen_service_is_detected_within_three_heartbeats_and_stops_trading(
             if len(a) and (a.kind == "silent_peer").any() and a.message.str.contains("prediction").any(): t_alert = time.time(); break
             time.sleep(0.05)
         assert t_alert is not None and t_alert - t_stop < 3 * 0.2 + 0.5, t_alert and t_alert - t_stop
+        t_down = None
+        while time.time() - t_stop < 5 and t_down is None:  # the supervisor has it on record as down too
+            h = st.latest_health()
+            if len(h) and (h.set_index("service").status.get("prediction") == "down"): t_down = time.time()
+            time.sleep(0.05)
+        assert t_down is not None and t_down - t_stop < 3 * 0.2 + 0.5, t_down and t_down - t_stop
         n_orders = st.query_one("SELECT COUNT(*) FROM orders")[0]
         time.sleep(1.0)
         assert st.query_one("SELECT COUNT(*) FROM orders")[0] == n_orders  # no new orders while a peer is frozen
