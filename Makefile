@@ -39,8 +39,10 @@ test: check-sync test-nbs test-py
 bench: setup
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
+# JupyterLab on localhost with its token (printed in the URL); as root (a container) it needs --allow-root.
+LAB_PORT ?= 8888
 lab: setup
-	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser --notebook-dir=nbs $$([ "$$(id -u)" = 0 ] && echo --allow-root)  # token auth stays on; a container's root needs --allow-root
+	$(BIN)/jupyter lab --ip=127.0.0.1 --port=$(LAB_PORT) --no-browser --notebook-dir=nbs $$(test "$$(id -u)" = 0 && echo --allow-root)
 
 clean:
 	rm -rf output .pytest_cache

@@ -150,15 +150,19 @@ def _speed(s):
     if not v > 0: raise argparse.ArgumentTypeError(f"{s!r}: expected 'max' or bars per second > 0, e.g. 250")
     return v
 
+def _strategy_spec(args) -> dict:
+    "The `make_strategy` spec of `--strategy` and its options."
+    if args.strategy == "exposure": return dict(kind="RegimeExposure", exposures=list(_floats(args.exposures)), weighted=args.weighted, vol_target=args.vol_target)
+    if args.strategy == "zscore":
+        try: trending = [int(x) for x in args.trending.split(",")]
+        except ValueError: raise RegimeNbError(f"--trending {args.trending!r}: expected regime numbers, e.g. 1 or 1,2") from None
+        return dict(kind="ZScoreRegimeSwitch", trending=trending, tick_size=args.tick_size, trail_ticks=args.trail_ticks)
+    return dict(kind="TrendFilter", window=args.window, long_only=args.long_only)
+
 def _make_strategy(args, n_regimes):
-    from regime_nb.strategies import RegimeExposure, TrendFilter, ZScoreRegimeSwitch
-    if args.strategy == "exposure":
-        ex = _floats(args.exposures)
-        if len(ex) != n_regimes: raise RegimeNbError(f"--exposures {args.exposures}: {len(ex)} values for {n_regimes} regimes")
-        return RegimeExposure(ex, weighted=args.weighted, vol_target=args.vol_target)
-    if args.strategy == "zscore": return ZScoreRegimeSwitch(trending=tuple(int(x) for x in args.trending.split(",")), n_regimes=n_regimes,
-                                                           tick_size=args.tick_size, trail_ticks=args.trail_ticks)
-    return TrendFilter(args.window, long_only=args.long_only)
+    "The strategy of the options, checked to fit a model of `n_regimes` regimes (`strategies.make_strategy`)."
+    from regime_nb.strategies import make_strategy
+    return make_strategy(_strategy_spec(args), n_regimes)
 
 def _feature_spec(args):
     "The model's features: `--features` JSON, or the seed set."

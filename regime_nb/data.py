@@ -12,10 +12,11 @@ from numba import njit
 from .core import DataValidationError, UnknownNameError, get_logger
 
 # %% auto #0
-__all__ = ['DATASETS', 'OHLCV', 'ERROR_KINDS', 'WARNING_KINDS', 'MODES', 'TICK_KINDS', 'load_dataset', 'list_datasets',
-           'load_bars', 'ValidationReport', 'find_issues', 'make_bad_bars', 'validate_bars', 'resample_bars',
-           'next_regime_nb', 'simulate_regimes_nb', 'stationary_distribution', 'simulate_regimes', 'simulate_ticks_nb',
-           'simulate_ticks', 'TickGuard', 'BarBuilder']
+__all__ = ['DATASETS', 'OHLCV', 'ERROR_KINDS', 'WARNING_KINDS', 'MODES', 'BAR_KINDS', 'TICK_KINDS', 'load_dataset',
+           'list_datasets', 'load_bars', 'ValidationReport', 'find_issues', 'make_bad_bars', 'validate_bars',
+           'resample_bars', 'next_regime_nb', 'simulate_regimes_nb', 'stationary_distribution', 'simulate_regimes',
+           'simulate_ticks_nb', 'simulate_ticks', 'bar_guard_step_nb', 'bar_guard_block_nb', 'BarGuard', 'TickGuard',
+           'BarBuilder']
 
 # %% ../nbs/01_data.ipynb #0e71b9b3
 DATASETS = {
@@ -536,6 +537,102 @@ def simulate_ticks(n:int, # number of ticks
                                                          mean_interval_s * 1e9, float(flow_persistence), float(mean_size), float(price0), int(seed))
     ts = pd.to_datetime(pd.Timestamp(start, tz="UTC").value + np.cumsum(dt), utc=True).rename("ts")
     return pd.DataFrame(dict(bid=bid, ask=ask, price=px, size=size, side=side, regime=reg), index=ts)
+
+# %% ../nbs/01_data.ipynb #f4edfd96
+BAR_KINDS = (None, "nan", "inf", "nonpositive", "ohlc", "duplicate_ts", "out_of_order", "spike")  # BarGuard's kinds by code
+_NO_TS = np.iinfo(np.int64).min  # `last_ts` before the first good bar
+
+@njit(cache=True)
+def bar_guard_step_nb(st, last_ts, prm, ts, o, h, l, c, v):
+    "One bar through `BarGuard`'s rules: its kind code (0: good; -1: good, a large move; -2: a spike confirming a new level); `st` = [last_close, scale, n, jump_close, jump_n] and `last_ts[0]` updated in place."
+    spike_z, warn_z, alpha, warmup, confirm = prm[0], prm[1], prm[2], prm[3], prm[4]
+    k = 0
+    if o != o or h != h or l != l or c != c or v != v: k = 1
+    elif np.isinf(o) or np.isinf(h) or np.isinf(l) or np.isinf(c) or np.isinf(v): k = 2
+    elif min(o, h, l, c) <= 0 or v < 0: k = 3
+    elif h < max(o, c) or l > min(o, c): k = 4
+    elif last_ts[0] != _NO_TS and ts == last_ts[0]: k = 5
+    elif last_ts[0] != _NO_TS and ts < last_ts[0]: k = 6
+    elif st[2] > warmup and st[1] > 0 and abs(np.log(c / st[0])) > spike_z * 1.2533 * st[1]: k = 7
+    if k == 7:  # a spike: one more toward a new level, if it agrees with the spike before
+        same = st[3] == st[3] and abs(np.log(c / st[3])) <= spike_z * 1.2533 * st[1]
+        st[3], st[4] = c, (st[4] + 1 if same else 1.0)
+        if confirm == 0 or st[4] < confirm: return k
+    elif k: return k
+    r = -2 if k else 0
+    if not k and st[0] == st[0]:  # a good bar moves the scale; a new level does not inflate it
+        a = abs(np.log(c / st[0]))
+        if st[2] > warmup and st[1] > 0 and a > warn_z * 1.2533 * st[1]: r = -1
+        st[1] = a if st[2] == 1 else st[1] + alpha * (a - st[1])
+    last_ts[0], st[0], st[2], st[4] = ts, c, st[2] + 1, 0.0
+    return r
+
+# %% ../nbs/01_data.ipynb #fecebad4
+@njit(cache=True)
+def bar_guard_block_nb(ts, x, st, last_ts, prm, kinds):
+    "`bar_guard_step_nb` over many bars (x: n × open, high, low, close, volume): each bar's kind code in `kinds` (0: good); the numbers of large moves and new levels."
+    n_large = n_jump = 0
+    for i in range(len(ts)):
+        r = bar_guard_step_nb(st, last_ts, prm, ts[i], x[i, 0], x[i, 1], x[i, 2], x[i, 3], x[i, 4])
+        kinds[i] = max(r, 0)
+        if r == -1: n_large += 1
+        elif r == -2: n_jump += 1
+    return n_large, n_jump
+
+# %% ../nbs/01_data.ipynb #336d3296
+_FLOAT = {float}
+_BAR_WARNINGS = {-1: "large_move", -2: "jump"}  # the step's codes for a good bar that is worth a warning
+
+def _bar_types_ok(ts, vals) -> bool:
+    "`ts` is an int in the int64 range and every value an int or a float (a bool is neither here; numpy floats are floats)."
+    return isinstance(ts, int) and not isinstance(ts, bool) and _NO_TS < ts < 2**63 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in vals)
+
+# %% ../nbs/01_data.ipynb #bfe22acb
+class BarGuard:
+    "Streaming validation of bars: `check(...)` returns None for a good bar or the kind of problem (`type` or one of `BAR_KINDS`)."
+    def __init__(self, spike_z:float=25.0, # a log return beyond this many running sd is a spike
+                 warn_z:float=10.0, # a good bar's log return beyond this many running sd is a `large_move` warning
+                 halflife:float=20.0, # half-life, in good bars, of the running scale of returns
+                 warmup:int=20, # good bars before spikes and large moves are checked
+                 confirm:int=3, # spike bars in a row, each within the limit of the one before, that make a new level (0: never)
+                ):
+        self.spike_z, self.warn_z, self.alpha, self.warmup, self.confirm = spike_z, warn_z, 1 - 0.5 ** (1 / halflife), warmup, confirm
+        self._prm = np.array([spike_z, warn_z, self.alpha, warmup, confirm], dtype="float64")
+        self._st, self._last_ts = np.array([np.nan, 0.0, 0.0, np.nan, 0.0]), np.array([_NO_TS], dtype="int64")
+        self.rejected, self.warnings = {}, {}
+    def check(self, ts_ns:int, open:float, high:float, low:float, close:float, volume:float=0.0) -> str|None:
+        "Validate one bar; update the state only when it is good (or confirms a new level)."
+        vals = (open, high, low, close, volume)
+        if not (type(ts_ns) is int and set(map(type, vals)) == _FLOAT and _NO_TS < ts_ns < 2**63):  # the common case, checked in C
+            if not _bar_types_ok(ts_ns, vals): self.rejected["type"] = self.rejected.get("type", 0) + 1; return "type"
+            ts_ns, vals = int(ts_ns), tuple(map(float, vals))  # so the step has one compiled signature
+        r = bar_guard_step_nb(self._st, self._last_ts, self._prm, ts_ns, *vals)
+        if r <= 0:
+            if r: w = _BAR_WARNINGS[r]; self.warnings[w] = self.warnings.get(w, 0) + 1
+            return None
+        self.rejected[BAR_KINDS[r]] = self.rejected.get(BAR_KINDS[r], 0) + 1
+        return BAR_KINDS[r]
+    def check_block(self, ts:np.ndarray, ohlcv:np.ndarray) -> np.ndarray:
+        "Validate many bars (int64 ns timestamps, n × 5 float64 open/high/low/close/volume) in one compiled call: the kind code of each (0: good), state as `check` row by row."
+        if np.ndim(ohlcv) != 2 or np.shape(ohlcv)[1] != 5 or len(ohlcv) != len(ts): raise DataValidationError(f"check_block: values of shape {np.shape(ohlcv)} for {len(ts)} timestamps; expected (n, 5): open, high, low, close, volume")
+        kinds = np.empty(len(ts), dtype="int64")
+        n_large, n_jump = bar_guard_block_nb(np.ascontiguousarray(ts, dtype="int64"), np.ascontiguousarray(ohlcv, dtype="float64"), self._st, self._last_ts, self._prm, kinds)
+        for w, m in (("large_move", n_large), ("jump", n_jump)):
+            if m: self.warnings[w] = self.warnings.get(w, 0) + m
+        for code in np.unique(kinds[kinds > 0]).tolist(): self.rejected[BAR_KINDS[code]] = self.rejected.get(BAR_KINDS[code], 0) + int((kinds == code).sum())
+        return kinds
+    @property
+    def last_ts(self) -> int|None: return None if self._last_ts[0] == _NO_TS else int(self._last_ts[0])  # the last good bar's
+    @property
+    def last_close(self) -> float|None: return None if self._st[0] != self._st[0] else float(self._st[0])
+    @property
+    def scale(self) -> float: return float(self._st[1])  # the running mean absolute log return
+    @property
+    def n(self) -> int: return int(self._st[2])  # good bars so far
+    @property
+    def jump_close(self) -> float|None: return None if self._st[3] != self._st[3] else float(self._st[3])  # the last spike's close
+    @property
+    def jump_n(self) -> int: return int(self._st[4])  # spikes in a row toward a new level
 
 # %% ../nbs/01_data.ipynb #3e42c2be
 _INTS, _FLOATS = (int, np.integer), (float, np.floating)

@@ -15,11 +15,11 @@ from .data import OHLCV
 from .bus import Heartbeat, HeartbeatMonitor, Publisher, Subscriber, check_endpoint
 
 # %% auto #0
-__all__ = ['DURABILITY', 'EXECUTIONS', 'SYMBOL_RE', 'PUBLISHERS', 'TICK_COLUMNS', 'BAR_KINDS', 'BAR_FIELDS', 'PRICE_COL',
-           'free_endpoint', 'make_curve_keys', 'local_endpoint', 'check_execution', 'LiveConfig', 'SnapshotFile',
-           'IntentJournal', 'is_ticks', 'recorded_bars', 'replay_data', 'replay_bars', 'model_spec',
-           'bar_guard_block_nb', 'BarGuard', 'bar_columns_from_body', 'bars_from_body', 'rows_from_body', 'bars_body',
-           'features_from_body', 'regimes_from_body', 'percentiles_us', 'bars_in', 'Service', 'make_strategy']
+__all__ = ['DURABILITY', 'EXECUTIONS', 'SYMBOL_RE', 'PUBLISHERS', 'TICK_COLUMNS', 'BAR_FIELDS', 'PRICE_COL', 'free_endpoint',
+           'make_curve_keys', 'local_endpoint', 'check_execution', 'LiveConfig', 'SnapshotFile', 'IntentJournal',
+           'is_ticks', 'recorded_bars', 'replay_data', 'replay_bars', 'model_spec', 'bar_columns_from_body',
+           'bars_from_body', 'rows_from_body', 'bars_body', 'features_from_body', 'regimes_from_body', 'percentiles_us',
+           'bars_in', 'Service']
 
 # %% ../nbs/12_live.ipynb #b592f626
 DURABILITY = ("full", "process")
@@ -270,92 +270,6 @@ def model_spec(cfg:LiveConfig):
         spec = reg.show(cfg.model_alias).get("feature_spec")
     return FeatureSpec.from_json(json.dumps(spec)) if spec else FeatureSpec.default()
 
-# %% ../nbs/12_live.ipynb #ff251c1e
-from numba import njit
-
-BAR_KINDS = (None, "nan", "inf", "nonpositive", "ohlc", "duplicate_ts", "out_of_order", "spike")  # BarGuard's kinds by code
-
-@njit(cache=True)
-def bar_guard_block_nb(ts, x, st, last_ts, prm, kinds):
-    "`BarGuard.check` over many bars; st = [last_close, scale, n, jump_close, jump_n, large_moves, jumps] and last_ts are updated in place."
-    spike_z, warn_z, alpha, warmup, confirm = prm[0], prm[1], prm[2], prm[3], prm[4]
-    for i in range(len(ts)):
-        o, h, l, c, v = x[i, 0], x[i, 1], x[i, 2], x[i, 3], x[i, 4]
-        k = 0
-        if o != o or h != h or l != l or c != c or v != v: k = 1
-        elif np.isinf(o) or np.isinf(h) or np.isinf(l) or np.isinf(c) or np.isinf(v): k = 2
-        elif min(o, h, l, c) <= 0 or v < 0: k = 3
-        elif h < max(o, c) or l > min(o, c): k = 4
-        elif last_ts[0] != np.iinfo(np.int64).min and ts[i] == last_ts[0]: k = 5
-        elif last_ts[0] != np.iinfo(np.int64).min and ts[i] < last_ts[0]: k = 6
-        elif st[2] > warmup and st[1] > 0 and abs(np.log(c / st[0])) > spike_z * 1.2533 * st[1]: k = 7
-        accept_jump = False
-        if k == 7:
-            same = st[3] == st[3] and abs(np.log(c / st[3])) <= spike_z * 1.2533 * st[1]
-            st[3], st[4] = c, (st[4] + 1 if same else 1.0)
-            if confirm > 0 and st[4] >= confirm: st[6] += 1; accept_jump = True
-        if k and not accept_jump: kinds[i] = k; continue
-        kinds[i] = 0
-        if not accept_jump and st[0] == st[0]:
-            a = abs(np.log(c / st[0]))
-            if st[2] > warmup and st[1] > 0 and a > warn_z * 1.2533 * st[1]: st[5] += 1
-            st[1] = a if st[2] == 1 else st[1] + alpha * (a - st[1])
-        last_ts[0], st[0], st[2], st[4] = ts[i], c, st[2] + 1, 0.0
-
-class BarGuard:
-    "Streaming validation of bars: `check(...)` returns None for a good bar or the kind of problem."
-    def __init__(self, spike_z:float=25.0, warn_z:float=10.0, halflife:float=20.0, warmup:int=20,
-                 confirm:int=3): # spike bars in a row, each within the limit of the one before, that make a new level (0: never)
-        self.spike_z, self.warn_z, self.alpha, self.warmup, self.confirm = spike_z, warn_z, 1 - 0.5 ** (1 / halflife), warmup, confirm
-        self.last_ts, self.last_close, self.scale, self.n = None, None, 0.0, 0
-        self.jump_close, self.jump_n, self.rejected, self.warnings = None, 0, {}, {}
-    def check(self, ts_ns:int, open:float, high:float, low:float, close:float, volume:float=0.0) -> str|None:
-        "Validate one bar; update the state only when it is good (or confirms a new level)."
-        kind = self._kind(ts_ns, open, high, low, close, volume)
-        if kind == "spike" and self._jump(close): pass  # a new level: accepted, and it does not inflate the scale
-        elif kind: self.rejected[kind] = self.rejected.get(kind, 0) + 1; return kind
-        elif self.last_close is not None:
-            a = abs(math.log(close / self.last_close))
-            if self.n > self.warmup and self.scale > 0 and a > self.warn_z * 1.2533 * self.scale: self.warnings["large_move"] = self.warnings.get("large_move", 0) + 1
-            self.scale = a if self.n == 1 else self.scale + self.alpha * (a - self.scale)
-        self.last_ts, self.last_close, self.n, self.jump_n = ts_ns, close, self.n + 1, 0
-        return None
-    def _jump(self, c) -> bool:
-        "Count a spike toward a new level; True when it is the `confirm`-th in a row."
-        same = self.jump_close is not None and abs(math.log(c / self.jump_close)) <= self.spike_z * 1.2533 * self.scale
-        self.jump_close, self.jump_n = c, (self.jump_n + 1 if same else 1)
-        if not self.confirm or self.jump_n < self.confirm: return False
-        self.warnings["jump"] = self.warnings.get("jump", 0) + 1; return True
-    def check_block(self, ts:np.ndarray, ohlcv:np.ndarray) -> np.ndarray:
-        "Validate many bars (int64 ns timestamps, n × 5 float64 open/high/low/close/volume) in one compiled call: the kind code of each (0: good), state as `check` row by row."
-        if np.ndim(ohlcv) != 2 or np.shape(ohlcv)[1] != 5 or len(ohlcv) != len(ts): raise RegimeNbError(f"check_block: values of shape {np.shape(ohlcv)} for {len(ts)} timestamps; expected (n, 5): open, high, low, close, volume")
-        st = np.array([self.last_close if self.last_close is not None else np.nan, self.scale, self.n,
-                       self.jump_close if self.jump_close is not None else np.nan, self.jump_n, 0.0, 0.0])
-        last_ts = np.array([self.last_ts if self.last_ts is not None else np.iinfo(np.int64).min], dtype="int64")
-        kinds = np.empty(len(ts), dtype="int64")
-        bar_guard_block_nb(np.ascontiguousarray(ts, dtype="int64"), np.ascontiguousarray(ohlcv, dtype="float64"), st, last_ts,
-                           np.array([self.spike_z, self.warn_z, self.alpha, self.warmup, self.confirm], dtype="float64"), kinds)
-        self.last_close = None if st[0] != st[0] else float(st[0])
-        self.scale, self.n, self.jump_n = float(st[1]), int(st[2]), int(st[4])
-        self.jump_close = None if st[3] != st[3] else float(st[3])
-        self.last_ts = None if last_ts[0] == np.iinfo(np.int64).min else int(last_ts[0])
-        for k, w in ((5, "large_move"), (6, "jump")):
-            if st[k]: self.warnings[w] = self.warnings.get(w, 0) + int(st[k])
-        for code in np.unique(kinds[kinds > 0]).tolist(): self.rejected[BAR_KINDS[code]] = self.rejected.get(BAR_KINDS[code], 0) + int((kinds == code).sum())
-        return kinds
-    def _kind(self, ts, o, h, l, c, v):
-        vals = (o, h, l, c, v)
-        if any(not isinstance(x, (int, float)) or isinstance(x, bool) for x in vals) or not isinstance(ts, int): return "type"
-        if any(x != x for x in vals): return "nan"
-        if any(math.isinf(x) for x in vals): return "inf"
-        if min(o, h, l, c) <= 0 or v < 0: return "nonpositive"
-        if h < max(o, c) or l > min(o, c): return "ohlc"
-        if self.last_ts is not None:
-            if ts == self.last_ts: return "duplicate_ts"
-            if ts < self.last_ts: return "out_of_order"
-        if self.n > self.warmup and self.scale > 0 and abs(math.log(c / self.last_close)) > self.spike_z * 1.2533 * self.scale: return "spike"
-        return None
-
 # %% ../nbs/12_live.ipynb #6a7ea766
 BAR_FIELDS = ("ts", *OHLCV)
 PRICE_COL = {k: i for i, k in enumerate(OHLCV)}  # a price field's column in the prices of `BarQueue.stretch`
@@ -511,13 +425,3 @@ class Service:
     def close(self):
         for s in (self.sub, self.pub):
             if s is not None: s.close()
-
-# %% ../nbs/12_live.ipynb #4c57ff02
-def make_strategy(spec:dict):
-    "A strategy from `{'kind': 'RegimeExposure', **params}`."
-    from regime_nb import strategies
-    spec = dict(spec); kind = spec.pop("kind", "RegimeExposure")
-    cls = getattr(strategies, kind, None)
-    if not (isinstance(cls, type) and issubclass(cls, strategies.Strategy)):
-        raise RegimeNbError(f"strategy kind {kind!r}: expected RegimeExposure, ZScoreRegimeSwitch or TrendFilter")
-    return cls(**spec)

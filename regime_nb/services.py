@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 from fastcore.basics import patch_to
 from .core import RegimeNbError
-from .data import OHLCV
+from .data import BAR_KINDS, OHLCV, BarGuard
 from .bus import HeartbeatMonitor, Subscriber
 from .store import RecordWriter
-from .live import (BAR_FIELDS, BAR_KINDS, TICK_COLUMNS, BarGuard, LiveConfig, Service, SnapshotFile, bars_body, bars_from_body,
+from .live import (BAR_FIELDS, TICK_COLUMNS, LiveConfig, Service, SnapshotFile, bars_body, bars_from_body,
                             features_from_body, is_ticks, model_spec, replay_bars, replay_data, rows_from_body)
 
 # %% auto #0

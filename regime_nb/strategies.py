@@ -4,17 +4,17 @@
 
 # %% ../nbs/06_strategies.ipynb #355f04a2
 from __future__ import annotations
-import math
+import inspect, math
 import numpy as np, pandas as pd
 from numba import njit
-from .core import RegimeNbError
+from .core import RegimeNbError, UnknownNameError
 from .data import OHLCV  # what a strategy may read straight from the bars
 
 # %% auto #0
-__all__ = ['REGIME_EXPOSURE', 'ZSCORE_SWITCH', 'TREND_FILTER', 'regime_exposure_step_nb', 'zscore_switch_step_nb',
+__all__ = ['REGIME_EXPOSURE', 'ZSCORE_SWITCH', 'TREND_FILTER', 'STRATEGIES', 'regime_exposure_step_nb', 'zscore_switch_step_nb',
            'trend_filter_step_nb', 'strategy_step_nb', 'strategy_run_nb', 'Strategy', 'StrategyStepper',
-           'RegimeExposure', 'ZScoreRegimeSwitch', 'TrendFilter', 'strategy_features', 'make_inputs', 'erc_weights',
-           'combine_returns']
+           'RegimeExposure', 'ZScoreRegimeSwitch', 'TrendFilter', 'make_strategy', 'strategy_features', 'make_inputs',
+           'erc_weights', 'combine_returns']
 
 # %% ../nbs/06_strategies.ipynb #4ceb3471
 REGIME_EXPOSURE, ZSCORE_SWITCH, TREND_FILTER = 0, 1, 2
@@ -238,6 +238,36 @@ class TrendFilter(Strategy):
     def columns(self): return ["close", "volume"]
     def state_size(self): return 5 + 2 * self.window
     def params_array(self): return np.array([self.window, float(self.long_only), self.volume_mult], dtype="float64")
+
+# %% ../nbs/06_strategies.ipynb #9cf448bc
+def _fit_regimes(kind:str, spec:dict, n:int) -> dict:
+    "`spec` checked against a model of `n` regimes (a ZScoreRegimeSwitch's `n_regimes` filled in); an error says what to change."
+    if kind == "RegimeExposure":
+        k = len(spec.get("exposures", inspect.signature(RegimeExposure).parameters["exposures"].default))
+        if k != n: raise RegimeNbError(f"strategy RegimeExposure has {k} exposures for a model of {n} regimes: give {n} values (--exposures in the CLI, strategy['exposures'] in a LiveConfig)")
+    elif kind == "ZScoreRegimeSwitch":
+        k = spec.setdefault("n_regimes", n)
+        if k != n: raise RegimeNbError(f"strategy ZScoreRegimeSwitch has n_regimes={k!r} for a model of {n} regimes: give n_regimes={n} or leave it out (strategy['n_regimes'] in a LiveConfig)")
+        trending = tuple(spec.get("trending", inspect.signature(ZScoreRegimeSwitch).parameters["trending"].default))
+        bad = [t for t in trending if not (isinstance(t, int) and 0 <= t < n)]
+        if bad: raise RegimeNbError(f"strategy ZScoreRegimeSwitch has trending regimes {list(trending)} for a model of {n} regimes: {', '.join(map(repr, bad))} not among 0..{n - 1}; give trending regimes in 0..{n - 1} (--trending in the CLI, strategy['trending'] in a LiveConfig)")
+    return spec
+
+# %% ../nbs/06_strategies.ipynb #3d68b6dd
+STRATEGIES = {c.__name__: c for c in (RegimeExposure, ZScoreRegimeSwitch, TrendFilter)}  # the kinds `make_strategy` builds
+
+def make_strategy(spec:dict, # {'kind': 'RegimeExposure', **params}; kind defaults to RegimeExposure
+                  n_regimes:int|None=None, # the regimes of the model the strategy will trade on: checked to fit when given
+                 ) -> Strategy:
+    "A strategy from a spec `{'kind': ..., **params}`, checked to fit a model of `n_regimes` regimes when given."
+    if not isinstance(spec, dict): raise RegimeNbError(f"strategy spec {spec!r}: expected a dict such as {{'kind': 'RegimeExposure', 'exposures': [1.0, 0.0]}}")
+    spec = dict(spec); kind = spec.pop("kind", "RegimeExposure")
+    cls = STRATEGIES.get(kind) if isinstance(kind, str) else None
+    if cls is None: raise UnknownNameError(f"strategy kind {kind!r}: expected one of {', '.join(STRATEGIES)}")
+    params = list(inspect.signature(cls).parameters)
+    if unknown := [k for k in spec if k not in params]: raise RegimeNbError(f"strategy {kind}: no parameter {', '.join(map(repr, unknown))}; its parameters are {', '.join(params)}")
+    if n_regimes is not None: spec = _fit_regimes(kind, spec, int(n_regimes))
+    return cls(**spec)
 
 # %% ../nbs/06_strategies.ipynb #1b8b3f2e
 def strategy_features(strategy:Strategy, bars:pd.DataFrame, have=()) -> pd.DataFrame:

@@ -11,8 +11,8 @@ import numpy as np, pandas as pd
 import zmq
 from .core import RegimeNbError, configure_logging, get_logger
 from .bus import HeartbeatMonitor, Subscriber, check_endpoint
-from .strategies import make_inputs
-from .live import PUBLISHERS, LiveConfig, make_strategy, model_spec, replay_bars
+from .strategies import make_inputs, make_strategy
+from .live import PUBLISHERS, LiveConfig, model_spec, replay_bars
 
 # %% auto #0
 __all__ = ['SERVICE_ORDER', 'check_served_model', 'service_main', 'Supervisor', 'LiveView', 'parity_check', 'book_parity',
@@ -20,16 +20,15 @@ __all__ = ['SERVICE_ORDER', 'check_served_model', 'service_main', 'Supervisor', 
 
 # %% ../nbs/12c_supervisor.ipynb #66955465
 def check_served_model(cfg:LiveConfig):
-    "Refuse a served (or shadow) model whose number of regimes is not the number the strategy reads; return the served model's number of regimes."
+    "Refuse a served (or shadow) model the strategy does not fit (the rule of `make_strategy(spec, n_regimes)`); its number of regimes, None for a strategy that reads none."
     from regime_nb.registry import Registry
     strat = make_strategy(cfg.strategy)
     wants = sum(c.startswith("regime_") for c in strat.stepper().columns)
     with Registry(cfg.registry) as reg:
         for alias in filter(None, (cfg.model_alias, cfg.shadow_alias)):
             k, v = reg.load(alias).n_regimes_, reg.resolve(alias)
-            if wants and k != wants:
-                fix = "give one exposure per regime: --exposures with %d values in the CLI, strategy['exposures'] in a LiveConfig" % k if cfg.strategy.get("kind", "RegimeExposure") == "RegimeExposure" else "give the strategy n_regimes=%d (and its trending regimes among them)" % k
-                raise RegimeNbError(f"the {alias} model (version {v}) has {k} regimes but strategy {type(strat).__name__} reads {wants}: {fix}")
+            try: make_strategy(cfg.strategy, n_regimes=k)  # the strategies' own rule of what fits a model of k regimes
+            except RegimeNbError as e: raise RegimeNbError(f"the {alias} model (version {v}) does not fit the strategy: {e}") from None
     return k if wants else None
 
 # %% ../nbs/12c_supervisor.ipynb #17639edc

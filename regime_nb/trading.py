@@ -16,8 +16,8 @@ from .backtest import S_CASH, S_EQUITY, S_UNITS, T_UNITS, engine_step_nb
 from .broker import Fill
 from .risk import MarketState, OrderRequest, drawdown_step_nb
 from .store import RecordWriter
-from .strategies import make_inputs, strategy_run_nb, strategy_step_nb
-from .live import (BAR_FIELDS, PRICE_COL, IntentJournal, LiveConfig, Service, SnapshotFile, bar_columns_from_body, make_strategy,
+from .strategies import make_inputs, make_strategy, strategy_run_nb, strategy_step_nb
+from .live import (BAR_FIELDS, PRICE_COL, IntentJournal, LiveConfig, Service, SnapshotFile, bar_columns_from_body,
                             model_spec, percentiles_us, regimes_from_body, replay_bars)
 
 # %% auto #0

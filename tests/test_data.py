@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 import pytest
 from collections import Counter
-from regime_nb.data import (DATASETS, TICK_KINDS, BarBuilder, TickGuard, find_issues, load_dataset, resample_bars,
+from regime_nb.data import (BAR_KINDS, DATASETS, OHLCV, TICK_KINDS, BarBuilder, BarGuard, TickGuard, find_issues, load_dataset, resample_bars,
                              simulate_regimes, simulate_ticks, stationary_distribution)
 
 def _peak_rss_mb(n):
@@ -118,3 +118,63 @@ def test_tick_guard_and_bar_builder_fuzz(seed):
         np.testing.assert_array_equal(got_b.ts.to_numpy(), ref.index.as_unit("ns").asi8)
         np.testing.assert_array_equal(got_b[["open", "high", "low", "close"]].to_numpy(), ref[["open", "high", "low", "close"]].to_numpy())
         np.testing.assert_allclose(got_b.volume.to_numpy(), ref.volume.to_numpy(), rtol=1e-12)
+
+class _RefBarGuard:
+    "BarGuard's rules in plain Python, bar by bar: an independent reference for the compiled step."
+    def __init__(self, spike_z=25.0, warn_z=10.0, halflife=20.0, warmup=20, confirm=3):
+        self.spike_z, self.warn_z, self.alpha, self.warmup, self.confirm = spike_z, warn_z, 1 - 0.5 ** (1 / halflife), warmup, confirm
+        self.last_ts, self.last_close, self.scale, self.n, self.jump_close, self.jump_n, self.rejected, self.warnings = None, None, 0.0, 0, None, 0, {}, {}
+    def check(self, ts, o, h, l, c, v):
+        lim = self.spike_z * 1.2533 * self.scale
+        if any(x != x for x in (o, h, l, c, v)): kind = "nan"
+        elif any(math.isinf(x) for x in (o, h, l, c, v)): kind = "inf"
+        elif min(o, h, l, c) <= 0 or v < 0: kind = "nonpositive"
+        elif h < max(o, c) or l > min(o, c): kind = "ohlc"
+        elif self.last_ts is not None and ts == self.last_ts: kind = "duplicate_ts"
+        elif self.last_ts is not None and ts < self.last_ts: kind = "out_of_order"
+        elif self.n > self.warmup and self.scale > 0 and abs(math.log(c / self.last_close)) > lim: kind = "spike"
+        else: kind = None
+        new_level = False
+        if kind == "spike":
+            same = self.jump_close is not None and abs(math.log(c / self.jump_close)) <= lim
+            self.jump_close, self.jump_n = c, (self.jump_n + 1 if same else 1)
+            new_level = bool(self.confirm) and self.jump_n >= self.confirm
+            if new_level: self.warnings["jump"] = self.warnings.get("jump", 0) + 1
+        if kind and not new_level: self.rejected[kind] = self.rejected.get(kind, 0) + 1; return kind
+        if not new_level and self.last_close is not None:
+            a = abs(math.log(c / self.last_close))
+            if self.n > self.warmup and self.scale > 0 and a > self.warn_z * 1.2533 * self.scale: self.warnings["large_move"] = self.warnings.get("large_move", 0) + 1
+            self.scale = a if self.n == 1 else self.scale + self.alpha * (a - self.scale)
+        self.last_ts, self.last_close, self.n, self.jump_n = ts, c, self.n + 1, 0
+        return None
+
+def _fuzz_bars(df, seed):
+    "Timestamps and OHLCV of `df` with a bad bar of some kind, a burst of spikes or a lasting new level at 5% of the bars."
+    rng = np.random.default_rng(seed)
+    ts, x = df.index.as_unit("ns").asi8.copy(), df[list(OHLCV)].to_numpy().copy()
+    for i in rng.choice(np.arange(1, len(ts)), len(ts) // 20, replace=False):
+        k = rng.integers(9)
+        if k == 0: x[i, rng.integers(5)] = np.nan
+        elif k == 1: x[i, rng.integers(5)] = rng.choice([-np.inf, np.inf])
+        elif k == 2: x[i, rng.integers(5)] = -x[i, 3] * rng.choice([0.0, 1.0])
+        elif k == 3: x[i, 1] = 0.5 * x[i, 2]
+        elif k == 4: ts[i] = ts[i - 1]
+        elif k == 5: ts[i] = ts[i - rng.integers(1, 5)] - rng.integers(0, 2)
+        elif k == 6: x[i:i + rng.integers(1, 5), :4] *= rng.choice([0.2, 3.0, 5.0])
+        elif k == 7: x[i:, :4] *= rng.choice([0.3, 3.0])
+        else: x[i, :4] *= 1.15
+    return ts, x
+
+@pytest.mark.parametrize("params", [dict(), dict(confirm=0), dict(confirm=1, warmup=0), dict(spike_z=5, warn_z=2, halflife=3, warmup=5)])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_bar_guard_matches_reference_by_bar_and_by_block(seed, params):
+    ts, x = _fuzz_bars(load_dataset(["sp500", "nasdaq"][seed]), seed)
+    rows = [(int(t), *map(float, r)) for t, r in zip(ts, x)]
+    ref, one, blk = _RefBarGuard(**params), BarGuard(**params), BarGuard(**params)
+    want = [ref.check(*r) for r in rows]
+    assert [one.check(*r) for r in rows] == want
+    assert [BAR_KINDS[k] for i in range(0, len(ts), 50) for k in blk.check_block(ts[i:i + 50], x[i:i + 50])] == want
+    state = lambda g: (g.rejected, g.warnings, g.last_ts, g.last_close, g.scale, g.n, g.jump_close, g.jump_n)
+    assert state(one) == state(blk) == state(ref)
+    caught = set(BAR_KINDS[1:]) - ({"spike"} if params.get("confirm") == 1 else set())  # confirm=1: every spike is a new level
+    assert set(ref.rejected) == caught and ref.warnings.get("large_move", 0) > 0
