@@ -443,7 +443,13 @@ def test_a_strategy_that_reads_its_own_features_trades_live_like_the_backtest(tm
     p = parity_check(cfg)
     assert p["bars_live"] == p["bars_backtest"] > 700 and p["trades_live"] == p["trades_backtest"] > 5 and p["max_abs_equity_diff"] <= 1e-9, p
 
-@pytest.mark.parametrize("kw,error", [(dict(strategy={"kind": "NoSuchStrategy"}), r"strategy kind 'NoSuchStrategy'"),
+def test_an_unknown_strategy_is_refused_before_any_service_starts(tmp_path, registry):
+    from regime_nb.core import RegimeNbError
+    cfg = cfg_for(tmp_path, registry, strategy={"kind": "NoSuchStrategy"})
+    with pytest.raises(RegimeNbError, match=r"strategy kind 'NoSuchStrategy'"): Supervisor(cfg, out=quiet)
+    assert not list((tmp_path/"run").glob("*.log"))  # nothing was started
+
+@pytest.mark.parametrize("kw,error", [
     (dict(strategy={"kind": "TrendFilter", "window": 20}, data="wti", symbol="wti", start="2017-01-01"), r"reads \['volume'\], which the replayed data does not have")])
 def test_a_service_that_cannot_start_stops_the_run_with_its_error(tmp_path, registry, kw, error):
     from regime_nb.core import RegimeNbError
