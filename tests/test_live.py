@@ -91,11 +91,14 @@ def test_malformed_messages_are_dropped_and_the_service_keeps_running(tmp_path, 
     fake_feed = Publisher(cfg.endpoints["feed"], "feed", ctx=ctx)
     cfg.save()
     p = subprocess.Popen([sys.executable, "-m", "regime_nb.supervisor", "features", str(tmp_path/"run"/"config.json")])
-    out = Subscriber(cfg.endpoints["features"], topics=("feat.",), ctx=ctx)
+    from regime_nb.bus import HeartbeatMonitor
+    mon = HeartbeatMonitor(200)
+    out = Subscriber(cfg.endpoints["features"], topics=("feat.",), ctx=ctx, monitor=mon)
     hb = Heartbeat(fake_feed, 200)
     try:
-        t_ready = time.time() + 4.0  # the service loads, connects and hears the (fake) feed's heartbeat
-        while time.time() < t_ready: hb.tick(); time.sleep(0.05)
+        t_ready = time.time() + 30.0  # the service loads, connects, hears the (fake) feed's heartbeat, and only then heartbeats itself
+        while time.time() < t_ready and "features" not in mon.last: hb.tick(); out.recv(timeout_ms=50)
+        assert "features" in mon.last, "the feature service never became ready"
         sym = cfg.symbol
         raw = fake_feed.sock
         for frames in ([b"bar.sp500"], [b"bar.sp500", b"\x00\x01", b"x"], [b"bar.sp500", b"garbage" * 10, b"\xc1"], [b"bar.sp500", b"", b""]):
