@@ -520,3 +520,45 @@ def test_a_replay_counts_how_often_it_trades_on_the_datas_clock(tmp_path, regist
     p = parity_check(cfg)
     assert p["trades_live"] == p["trades_backtest"] > 120, p  # more than 60 orders in the minute of wall clock the replay takes
     assert p["max_abs_equity_diff"] <= 1e-9 and p["blocked"] == {} and stats["trading"]["blocked"] == {}, (p, stats["trading"])
+
+@pytest.fixture(scope="module")
+def hmm_registry(tmp_path_factory):
+    "An HMM(2) champion (its filter carries state from bar to bar) fitted on the S&P 500 up to 2014."
+    from regime_nb.regimes import HMMRegime
+    d = tmp_path_factory.mktemp("reg_hmm")
+    sp = load_dataset("sp500")
+    with Registry(d) as reg:
+        reg.promote(reg.register(HMMRegime(2, n_init=1).fit(compute_features(sp).loc[:"2014"]), spec=FeatureSpec.default(), data=sp.loc[:"2014"], symbol="sp500"), "champion", reason="tests")
+    return str(d)
+
+def kill_when_trading(sup, victim:str, times:int, store, seed:int, every_bars:int=120) -> int:
+    "SIGKILL `victim` `times` times, each once trading is under way again (`every_bars` more equity rows since the last kill, i.e. it came back and caught up), at a random moment; how many kills landed."
+    rng, n, t_end = random.Random(seed), 0, time.time() + 90
+    rows = lambda: store.query_one("SELECT COUNT(*) FROM equity")[0]
+    target = every_bars
+    while n < times and time.time() < t_end:
+        if rows() < target: time.sleep(0.05); continue
+        time.sleep(rng.uniform(0.0, 0.5))
+        p = sup.procs.get(victim)
+        if p is not None and p.poll() is None: os.kill(p.pid, signal.SIGKILL); n += 1; target = rows() + every_bars
+    return n
+
+@pytest.mark.parametrize("model", ["gmm", "hmm"])
+def test_kill_9_of_the_prediction_service_leaves_no_bar_undecided(tmp_path, registry, hmm_registry, model):
+    "The prediction service killed four times during a replay resumes from its log each time: every bar gets its regime, once, and the run is the backtest's."
+    cfg = cfg_for(tmp_path, registry if model == "gmm" else hmm_registry, speed=30.0)  # 1006 bars in ~34 s: four kills and restarts (~5 s each on a loaded box) land during it
+    sup, res = Supervisor(cfg, out=quiet), {}
+    th = threading.Thread(target=lambda: res.update(stats=sup.run(120)), daemon=True); th.start()
+    st = Store(cfg.store)
+    n = kill_when_trading(sup, "prediction", 4, st, seed=11, every_bars=60)
+    th.join(150)
+    assert n == 4 and sup.restarts.get("prediction", 0) >= 4, (n, sup.restarts)
+    t = res["stats"]["trading"]
+    assert t["done"] and t.get("undecided", 0) == 0 and t.get("unmatched", 0) == 0, t
+    assert tuple(st.query_one("SELECT COUNT(*), COUNT(DISTINCT ts_ns) FROM equity")) == (1006, 1006)  # every bar once
+    p = parity_check(cfg)
+    assert p["bars_live"] == p["bars_backtest"] == 1006 and p["trades_live"] == p["trades_backtest"] > 10, p
+    assert p["max_abs_equity_diff"] <= 1e-9 and p["fills_equity_diff"] <= 1e-9, p
+    d = st.query_df("SELECT ts_ns, COUNT(*) AS n FROM decisions GROUP BY ts_ns")
+    assert (d.n == 1).all(), d[d.n > 1]  # no bar decided twice
+    print(f"prediction killed {n} times ({model}): caught up {res['stats'].get('prediction', {}).get('caught_up', 0)} bars in its last life, trading recovered {t.get('regimes_recovered', 0)} regimes by asking")
