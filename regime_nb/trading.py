@@ -22,7 +22,7 @@ from .live import (BAR_FIELDS, PRICE_COL, IntentJournal, LiveConfig, Service, Sn
 
 # %% auto #0
 __all__ = ['BarQueue', 'record_intent', 'ExecutionSteps', 'quiet_run_nb', 'QuietStretches', 'OrderDesk', 'LimitOrderRule',
-           'ServiceWatch', 'MessageFlow', 'Recovery', 'TradingService']
+           'ServiceWatch', 'MessageFlow', 'RegimeRecovery', 'Recovery', 'TradingService']
 
 # %% ../nbs/12b_trading.ipynb #a362dd06
 class BarQueue:
@@ -348,12 +348,7 @@ class MessageFlow:
             if cols is None: self.count("bad_messages"); return
             self.queue.append(cols, m.send_ns, self.last_ts)
         elif m.topic.startswith("regime."):
-            items = regimes_from_body(m.body)
-            if items is None: self.count("bad_messages"); return
-            self.on_version(m.body.get("version"))
-            for t, p in items:
-                if t > self.decided_ts: self.probs[t] = p
-            self.probs_max_ts = max(self.probs_max_ts, items[-1][0])
+            if not self.file_regimes(m.body): return
             self.hop_ns.append(m.recv_ns - m.send_ns)
         elif m.topic.startswith("eof."):
             self.eof_from.add(m.source)
@@ -364,13 +359,26 @@ class MessageFlow:
         if self.n_msgs % 5000 == 0:  # now and then, drop regimes whose bar was lost (e.g. missed while restarting)
             for t in [t for t in self.probs if t <= self.decided_ts]: self.probs.pop(t)
 
+    def file_regimes(self, body) -> bool:
+        "File the regime probabilities of a `regime.` body (from the stream or an answer) for the bars not yet decided; False if it is malformed."
+        items = regimes_from_body(body)
+        if items is None: self.count("bad_messages"); return False
+        self.on_version(body.get("version"))
+        for t, p in items:
+            if t > self.decided_ts: self.probs[t] = p
+        self.probs_max_ts = max(self.probs_max_ts, items[-1][0])
+        return True
+
     def advance(self):
         "Alternate the two steps as far as the data allows: decide the last executed bar once its regime is here; execute the next bar once the last one is decided."
         while True:
             if self.decided_ts < self.last_ts:
                 p = self.probs.pop(self.last_ts, None)
                 if p is not None: self.decide(p)
-                elif self.probs_max_ts > self.last_ts: self.decided_ts = self.last_ts; self.count("undecided")  # its regime was lost (regimes arrive in order): the old target stands
+                elif self.probs_max_ts > self.last_ts:  # its regime was lost on the way (regimes arrive in order): ask for it once
+                    if self.asking is not None: return  # held until the answer
+                    if self.asked_hole != self.last_ts and self.ask_regimes(): self.asked_hole = self.last_ts; return
+                    self.decided_ts = self.last_ts; self.count("undecided")  # the prediction service has it not either: the old target stands
                 else: return
             if not self.queue or self.held(): return
             if self.run_quiet(): continue
@@ -391,6 +399,30 @@ class MessageFlow:
                     equity=self.cash + self.units * (self.last_close or 0), units=self.units, last_ts=self.last_ts, halted=self.halted,
                     broker_down=self.broker_down, done=self.done and settled, killed=self.risk.killed, write_errors=self.writer.errors,
                     regime=self.regime_now(), blocked=dict(self.blocked), undecided=self.counts.get("undecided", 0), gaps=self.sub.gaps if self.sub is not None else 0)
+
+# %% ../nbs/12b_trading.ipynb #04bfaa6f
+class RegimeRecovery:
+    "Regimes lost on the way are asked for, not left undecided: the prediction service answers from its log of what it published."
+    def ask_regimes(self) -> bool:
+        "Ask the prediction service for every regime after the last bar decided (one request in flight); False if there is no one to ask (no socket)."
+        if self.regime_client is None: return False
+        if self.asking is None: self.asking = self.regime_client.send("since", {"after": self.decided_ts}); self.count("regimes_asked")
+        return True
+
+    def watch_regimes(self) -> bool:
+        "Ask when the prediction service shows a new session; file the answers (their regimes, and its end of stream). Whether an answer came."
+        if self.regime_client is None or self.sub is None: return False
+        src = self.peers("prediction")[0]
+        if (s := self.sub.sessions.get(src)) is not None and s != self.pred_session and self.asking is None: self.pred_session = s; self.ask_regimes()
+        got = False
+        for _, _, _, rep in self.regime_client.replies():
+            self.asking, got = None, True
+            if rep.topic == ERROR_TOPIC: self.count("regimes_ask_errors"); self.log.warning("since: %s", rep.body.get("error")); continue
+            for topic, body in rep.body.get("messages", []):
+                if topic.startswith("eof."): self.eof_from.add(src)
+                else: n = len(self.probs); self.file_regimes(body) and self.count("regimes_recovered", len(self.probs) - n)  # those the stream had not brought
+        if self.regime_client.expired: self.regime_client.expired.clear(); self.asking, got = None, True  # unanswered: the held bar is undecided
+        return got
 
 # %% ../nbs/12b_trading.ipynb #09c8ffa0
 class Recovery:
@@ -444,7 +476,7 @@ class Recovery:
         if risk or time.monotonic() - self.risk_saved > 2.0: self.risk_snap.write(self.risk.snapshot()); self.risk_saved = time.monotonic()
 
 # %% ../nbs/12b_trading.ipynb #5cb52637
-class TradingService(ExecutionSteps, QuietStretches, OrderDesk, LimitOrderRule, ServiceWatch, MessageFlow, Recovery, Service):
+class TradingService(ExecutionSteps, QuietStretches, OrderDesk, LimitOrderRule, ServiceWatch, MessageFlow, RegimeRecovery, Recovery, Service):
     "Per bar: execute (engine step → risk → store → broker, pipelined) on arrival; decide (strategy step) when its regime arrives."
     name, upstream, drain_bars = "trading", ("feed", "prediction"), False  # drain up to 64 messages whatever they carry: their orders share one journal record
     def __init__(self, cfg:LiveConfig):
@@ -457,7 +489,8 @@ class TradingService(ExecutionSteps, QuietStretches, OrderDesk, LimitOrderRule, 
         sys.setswitchinterval(0.0005)  # the writer thread hands the GIL back within half a millisecond, not the default 5 ms
         self.snap, self.risk_snap = SnapshotFile(Path(cfg.run_dir)/"trading.snapshot"), SnapshotFile(Path(cfg.run_dir)/"risk.snapshot")
         self.journal = IntentJournal(Path(cfg.run_dir)/"trading.intents", sync=cfg.durability == "full")
-        self.broker = self.orders = None  # connected by `open`: the broker for restart reconciliation and rare calls; the pipelined client of the hot path
+        self.broker = self.orders = self.regime_client = None  # connected by `open`: the broker for restart reconciliation and rare calls; the pipelined client of the hot path; the prediction service's, to ask for missed regimes
+        self.asking = self.asked_hole = self.pred_session = None  # a `since` request in flight; the bar whose missing regime was asked for; the prediction service's session last asked
         self.strategy, self.sym_json = make_strategy(cfg.strategy), json.dumps(cfg.symbol)
         self.stepper = self.strategy.stepper()
         from regime_nb.features import FeatureEngine
@@ -542,8 +575,9 @@ class TradingService(ExecutionSteps, QuietStretches, OrderDesk, LimitOrderRule, 
         super().open()
         self.broker = RemoteBroker(self.cfg.endpoints["broker"], timeout_ms=2000, retries=2, **self.cfg.link("client"))
         self.orders = AsyncClient(self.cfg.endpoints["broker"], timeout_ms=1000, retries=5, source="trading", **self.cfg.link("client"))
+        self.regime_client = AsyncClient(self.cfg.endpoints["predict"], timeout_ms=1000, retries=10, source="trading", **self.cfg.link("client"))
         self.reconcile()
-    def sockets(self): return [self.orders.sock]
+    def sockets(self): return [self.orders.sock, self.regime_client.sock]
 
     def handle(self, msgs:list) -> list:
         "Bars and regimes in; the requests for the broker out (orders with the bars that fill them), their decisions and intents journaled first in one record."
@@ -555,6 +589,7 @@ class TradingService(ExecutionSteps, QuietStretches, OrderDesk, LimitOrderRule, 
         "Watch the peers, book the broker's answers; with limit orders, an answer releases the bars held for it."
         self.watch_peers(time.time_ns())
         self.on_replies()
+        if self.watch_regimes(): self.advance(); self.check_done(); self.send(self.take_outbox())
         if self.limit and self.queue and not self.held(): self.advance(); self.check_done(); self.send(self.take_outbox())
     def after(self, msgs):
         if self.processed: self.save(); self.processed = 0
@@ -562,5 +597,6 @@ class TradingService(ExecutionSteps, QuietStretches, OrderDesk, LimitOrderRule, 
         if self.orders is not None: self.on_replies()
         self.save(); self.risk_snap.write(self.risk.snapshot()); self.writer.close()
         if self.orders is not None: self.orders.close()
+        if self.regime_client is not None: self.regime_client.close()
         if not self.writer.errors: self.journal.clear()
         self.journal.close()
