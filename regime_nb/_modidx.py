@@ -481,6 +481,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'regime_nb.live.LiveConfig.link': ('live.html#liveconfig.link', 'regime_nb/live.py'),
                                 'regime_nb.live.LiveConfig.load': ('live.html#liveconfig.load', 'regime_nb/live.py'),
                                 'regime_nb.live.LiveConfig.save': ('live.html#liveconfig.save', 'regime_nb/live.py'),
+                                'regime_nb.live.LiveConfig.siblings': ('live.html#liveconfig.siblings', 'regime_nb/live.py'),
                                 'regime_nb.live.Service': ('live.html#service', 'regime_nb/live.py'),
                                 'regime_nb.live.Service.__init__': ('live.html#service.__init__', 'regime_nb/live.py'),
                                 'regime_nb.live.Service.after': ('live.html#service.after', 'regime_nb/live.py'),
