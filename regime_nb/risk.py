@@ -527,6 +527,11 @@ def on_account_equity(self, equity:float, now_ns:int) -> KillSwitch|None:
     return KillSwitch(int(now_ns), reason, equity, self._account_peak, dd, scope="account")
 
 @patch_to(RiskManager, as_prop=True)
+def account_peak_equity(self) -> float|None:
+    "The account's highest equity seen (None before the first)."
+    return self._account_peak
+
+@patch_to(RiskManager, as_prop=True)
 def account_drawdown(self) -> float:
     "The account's drawdown from its peak, as a fraction (0 before its equity is known)."
     return 0.0 if not self._account_peak or self._account_equity is None else max(1 - self._account_equity / self._account_peak, 0.0)
