@@ -122,6 +122,10 @@ class LiveConfig:
         for k in ("feed", "features", "predictions", "trading", "broker", "predict", *(f"{s}_snapshot" for s in PUBLISHERS)) + (("ingest",) if self.data == "relay" else ()):
             if k not in self.endpoints: self.endpoints[k] = local_endpoint(Path(self.run_dir)/"sockets", k)
             check_endpoint(self.endpoints[k], self.allow_remote)
+        for s in self.books:  # each book's trading service publishes its equity there for the other books (the account's limits)
+            if f"trading.{s}" not in self.endpoints: self.endpoints[f"trading.{s}"] = local_endpoint(Path(self.run_dir)/"sockets", f"trading.{s}")
+        for k, e in self.endpoints.items():
+            if k.startswith("trading."): check_endpoint(e, self.allow_remote)
     def curve(self, role:str) -> dict|None:
         "CURVE options for a socket that serves (`role='server'`: publishers, the broker) or connects (`'client'`); None without `curve_dir`."
         if self.curve_dir is None: return None
@@ -136,8 +140,12 @@ class LiveConfig:
     def book_config(self, symbol:str) -> LiveConfig:
         "The config of one book's services: its data, run folder and sockets; the account's stores, registry and broker; an equal share of the cash."
         if symbol not in self.books: raise RegimeNbError(f"no book {symbol!r}; books: {', '.join(self.books) or 'none'}")
+        ep = {"broker": self.endpoints["broker"], "trading": self.endpoints[f"trading.{symbol}"], **{f"trading.{s}": self.endpoints[f"trading.{s}"] for s in self.books if s != symbol}}
         return replace(self, run_dir=str(Path(self.run_dir)/"books"/symbol), data=self.books[symbol], symbol=symbol, book=symbol, books={},
-                       init_cash=self.init_cash / len(self.books), endpoints={"broker": self.endpoints["broker"]})
+                       init_cash=self.init_cash / len(self.books), endpoints=ep)
+    def siblings(self) -> dict:
+        "The trading endpoints of the other books of this book's account, by symbol (empty: a single book is the account)."
+        return {k.split(".", 1)[1]: e for k, e in self.endpoints.items() if k.startswith("trading.") and self.book}
     def link(self, role:str) -> dict:
         "Socket options of every link: CURVE for `role` ('server' or 'client') and whether it may leave the machine."
         return dict(curve=self.curve(role), allow_remote=self.allow_remote)
