@@ -12,7 +12,7 @@ from .core import RegimeNbError, configure_logging, load_settings
 # %% auto #0
 __all__ = ['cmd_data_list', 'cmd_data_show', 'cmd_data_validate', 'cmd_fit', 'cmd_registry', 'cmd_backtest', 'cmd_walkforward',
            'cmd_sweep', 'cmd_scan', 'cmd_live_keys', 'parse_books', 'execution_of', 'parse_regime_caps', 'live_risk',
-           'cmd_live', 'cmd_demo', 'make_parser', 'main']
+           'cmd_live', 'cmd_demo', 'cmd_job', 'cmd_runs', 'cmd_schedule', 'add_job_commands', 'make_parser', 'main']
 
 # %% ../nbs/14_cli.ipynb #c7938c53
 def _parse_sets(items):
@@ -378,6 +378,78 @@ def cmd_demo(args) -> int:
     print(format_summary(res))
     return 0
 
+# %% ../nbs/14_cli.ipynb #50b80d41
+def _job_params(args) -> dict:
+    "The parameters of `-f FILE` and then `-p NAME VALUE` (the later wins), as given."
+    from regime_nb.jobs import read_params_file
+    out = read_params_file(args.params_file) if args.params_file else {}
+    for name, value in args.param or []: out[name] = value
+    return out
+
+def _print_run(run) -> None:
+    o = run.outcome or {}
+    verdict = "promoted" if run.promoted else "not promoted" if "promoted" in o else run.status
+    print(f"{run.job} run {run.run_id}: {verdict}{': ' + str(o['reason']) if o.get('reason') else ''}")
+    print(f"executed notebook: {run.notebook}" + (f"  (HTML: {run.html})" if run.html else ""))
+
+def cmd_job(args) -> int:
+    "Run a job notebook (retrain, backtest_report) through papermill and print its outcome."
+    from regime_nb.jobs import JobFailedError, run_job
+    s = _settings(args)
+    try: run = run_job(args.job, _job_params(args), dry_run=getattr(args, "dry_run", False), store=s.paths.store, progress=not args.quiet)
+    except JobFailedError as e:
+        print(f"regime-nb: error: {e}", file=sys.stderr); return 1
+    _print_run(run)
+    return 0
+
+def cmd_runs(args) -> int:
+    "List the recorded job runs, or show one."
+    import json
+    from regime_nb.jobs import run_record, runs
+    from regime_nb.store import Store
+    with Store(_settings(args).paths.store) as st, pd.option_context("display.width", 200, "display.max_colwidth", 60):
+        if args.action == "list":
+            df = runs(st, job=args.job, limit=args.rows)
+            print(df.to_string(index=False) if len(df) else "no job runs recorded yet")
+        else:
+            if not args.run: raise RegimeNbError("runs show needs a RUN id (see `regime-nb runs list`)")
+            print(json.dumps(run_record(st, args.run), indent=2, default=str))
+    return 0
+
+def cmd_schedule(args) -> int:
+    "Run the jobs of `[schedule]` on their cron lines until interrupted (or, with --list, print them)."
+    from regime_nb.jobs import make_scheduler
+    s = _settings(args)
+    sched = make_scheduler(s, blocking=not args.list)
+    jobs = sched.get_jobs()
+    if not jobs: raise RegimeNbError("no job is scheduled: set a cron line in [schedule] of settings.ini, e.g. retrain = 0 6 * * 1-5")
+    now = pd.Timestamp.now(tz="UTC").to_pydatetime()
+    for j in jobs: print(f"{j.id}: {s['schedule'][j.id]!r} (UTC), next at {j.trigger.get_next_fire_time(None, now):%Y-%m-%d %H:%M} UTC")
+    if args.list: return 0
+    try: sched.start()
+    except (KeyboardInterrupt, SystemExit): pass
+    return 0
+
+def add_job_commands(sub) -> None:
+    "The `retrain`, `report`, `runs` and `schedule` subcommands."
+    def params(q):
+        q.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"), help="set a job parameter (repeatable); `papermill --help-notebook` lists them")
+        q.add_argument("-f", "--params-file", help="YAML file of parameters (-p wins over it)")
+        q.add_argument("--quiet", action="store_true", help="no progress bar")
+    rt = sub.add_parser("retrain", help="run the retrain job: fit challengers, apply the gates, promote only if every gate passes")
+    params(rt); rt.add_argument("--dry-run", action="store_true", help="fit and evaluate, register and promote nothing")
+    rt.set_defaults(func=cmd_job, job="retrain")
+    rp = sub.add_parser("report", help="run a report job notebook and print the paths of its executed notebook and HTML")
+    rp.add_argument("job", choices=["backtest"], help="backtest: nbs/jobs/backtest_report.ipynb"); params(rp)
+    rp.set_defaults(func=lambda a: cmd_job(argparse.Namespace(**{**vars(a), "job": f"{a.job}_report"})))
+    ru = sub.add_parser("runs", help="list the recorded job runs, or show one")
+    ru.add_argument("action", choices=["list", "show"]); ru.add_argument("run", nargs="?", help="run id (show), or a unique prefix of it")
+    ru.add_argument("--job", help="only this job's runs (list)"); ru.add_argument("--rows", type=int, default=20)
+    ru.set_defaults(func=cmd_runs)
+    sc = sub.add_parser("schedule", help="run the jobs of [schedule] in settings.ini on their cron lines (UTC)")
+    sc.add_argument("--list", action="store_true", help="print the schedule and the next run of each job, then exit")
+    sc.set_defaults(func=cmd_schedule)
+
 # %% ../nbs/14_cli.ipynb #4b8032cf
 def make_parser() -> argparse.ArgumentParser:
     "The `regime-nb` argument parser with all its subcommands."
@@ -501,6 +573,7 @@ def make_parser() -> argparse.ArgumentParser:
     m.add_argument("--dataset", default="sp500", help="bundled dataset to run on")
     m.add_argument("--registry", help="registry folder (default: [paths] registry)")
     m.set_defaults(func=cmd_demo)
+    add_job_commands(sub)
     return p
 
 # %% ../nbs/14_cli.ipynb #6fcd34f6
@@ -510,7 +583,7 @@ def main(argv=None) -> int:
     try:
         s = _settings(args)
         configure_logging(args.log_level.upper() if args.log_level else s.logging.level)
-        if getattr(args, "action", None) in ("show", "promote") and not args.ref:
+        if args.command == "registry" and args.action in ("show", "promote") and not args.ref:
             raise RegimeNbError(f"registry {args.action} needs a REF: a version, an alias or a tag")
         return args.func(args)
     except (RegimeNbError, FileNotFoundError, ValueError, KeyError) as e:

@@ -31,7 +31,7 @@ class UnknownNameError(RegimeNbError, KeyError):
 @dataclass(frozen=True)
 class Setting:
     "One declared setting: its parser, default and meaning."
-    kind: str  # one of: str, path, int, float, fraction, bool, endpoint, choice
+    kind: str  # one of: str, path, int, float, fraction, bool, endpoint, choice, cron
     default: object
     help: str
     choices: tuple = ()  # allowed values when `kind == "choice"`
@@ -64,6 +64,13 @@ SCHEMA = {
         "min_confidence": Setting("fraction", 0.5, "regime probability below which no new risk is taken"),
         "stale_after_s":  Setting("float", 5.0, "seconds without data after which the feed is stale", lo=0.0),
         "max_orders_per_min": Setting("int", 60, "order rate limit", lo=1),
+    },
+    "schedule": {
+        "retrain":                Setting("cron", "", "cron line (UTC) of the retrain job, e.g. '0 6 * * 1-5'; empty: not scheduled"),
+        "retrain_params":         Setting("path", "", "YAML file of the scheduled retrain's parameters; empty: its defaults"),
+        "backtest_report":        Setting("cron", "", "cron line (UTC) of the backtest report job; empty: not scheduled"),
+        "backtest_report_params": Setting("path", "", "YAML file of the scheduled backtest report's parameters"),
+        "misfire_grace_s":        Setting("int", 3600, "a run missed by at most this many seconds still runs (once)", lo=1),
     },
     "logging": {
         "level":    Setting("choice", "INFO", "log level", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
@@ -123,6 +130,9 @@ def parse_setting(section:str, key:str, raw, allow_remote:bool=False):
         if str(raw).upper() not in s.choices: raise _bad(where, raw, f"one of {', '.join(s.choices)}")
         return str(raw).upper()
     if s.kind == "endpoint": return _parse_endpoint(where, str(raw), allow_remote)
+    if s.kind == "cron":
+        if str(raw).strip() and len(str(raw).split()) != 5: raise _bad(where, raw, "a cron line of five fields (minute hour day month weekday), e.g. '0 6 * * 1-5', or nothing")
+        return " ".join(str(raw).split())
     raise AssertionError(f"unknown setting kind {s.kind!r}")
 
 # %% ../nbs/00_core.ipynb #0999d8ea
@@ -205,7 +215,7 @@ def load_settings(path=None, # settings file; default: $REGIME_NB_SETTINGS, else
     values = {s: {} for s in SCHEMA}
     for (s, k), v in raw.items():
         v = parse_setting(s, k, v, allow_remote=allow_remote)
-        if SCHEMA[s][k].kind == "path" and "://" not in v: v = str((base/Path(v).expanduser()))
+        if SCHEMA[s][k].kind == "path" and v and "://" not in v: v = str((base/Path(v).expanduser()))  # an empty path stays empty: not set
         values[s][k] = v
     return Settings(values, source=None if f is None else str(f))
 

@@ -198,6 +198,28 @@ MIGRATIONS = [
         "ALTER TABLE equity_v4 RENAME TO equity")),
 ]
 
+# %% ../nbs/10_store.ipynb #c0f7faf2
+# every run of a job notebook (retrain, reports), scheduled or manual: written when it starts, completed when it ends
+MIGRATIONS.append(Migration(5, "job runs", (
+    """CREATE TABLE runs (
+        id          TEXT PRIMARY KEY,                 -- sorts by start time: 20261203T061500-1a2b3c
+        job         TEXT NOT NULL,
+        trigger     TEXT NOT NULL DEFAULT 'manual' CHECK (trigger IN ('manual', 'schedule')),
+        status      TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'skipped')),
+        params      TEXT NOT NULL DEFAULT '{}',       -- JSON: the values the job was given
+        started_at  TEXT NOT NULL,
+        ended_at    TEXT,
+        host        TEXT NOT NULL DEFAULT '',
+        pid         INTEGER,
+        notebook    TEXT NOT NULL DEFAULT '',         -- the executed notebook: the run's audit record
+        html        TEXT NOT NULL DEFAULT '',
+        failed_cell TEXT NOT NULL DEFAULT '',
+        error       TEXT NOT NULL DEFAULT '',
+        promoted    INTEGER NOT NULL DEFAULT 0 CHECK (promoted IN (0, 1)),
+        reason      TEXT NOT NULL DEFAULT '',         -- why it promoted or not, or why it was skipped
+        outcome     TEXT)""",                         # JSON: what the job reported (gate verdicts, version registered)
+    "CREATE INDEX runs_by_job ON runs(job, started_at)")))
+
 # %% ../nbs/10_store.ipynb #6b16a702
 _log = get_logger("store")
 
