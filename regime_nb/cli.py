@@ -12,7 +12,8 @@ from .core import RegimeNbError, configure_logging, load_settings
 # %% auto #0
 __all__ = ['cmd_data_list', 'cmd_data_show', 'cmd_data_validate', 'cmd_fit', 'cmd_registry', 'cmd_backtest', 'cmd_walkforward',
            'cmd_sweep', 'cmd_scan', 'cmd_live_keys', 'parse_books', 'execution_of', 'parse_regime_caps', 'live_risk',
-           'cmd_live', 'cmd_demo', 'cmd_job', 'cmd_runs', 'cmd_schedule', 'add_job_commands', 'make_parser', 'main']
+           'cmd_live', 'cmd_demo', 'cmd_job', 'cmd_runs', 'cmd_schedule', 'cmd_report_shadow', 'add_job_commands',
+           'make_parser', 'main']
 
 # %% ../nbs/14_cli.ipynb #c7938c53
 def _parse_sets(items):
@@ -430,6 +431,33 @@ def cmd_schedule(args) -> int:
     except (KeyboardInterrupt, SystemExit): pass
     return 0
 
+def cmd_report_shadow(args) -> int:
+    "Print the champion's and the challenger's books side by side over the bars a live run scored with both."
+    from regime_nb.gates import compare_shadow
+    from regime_nb.store import Store
+    from regime_nb.strategies import RegimeExposure, make_strategy
+    from regime_nb.live import LiveConfig
+    s = _settings(args)
+    path = args.store or s.paths.store
+    market = LiveConfig(run_dir=".", store=path, registry=".").market_store  # a live run keeps bars and predictions beside its store
+    with Store(path) as dec, Store(market if Path(market).exists() else path) as st:
+        syms = [r[0] for r in st.query("SELECT DISTINCT symbol FROM predictions")]
+        sym = args.symbol or (syms[0] if len(syms) == 1 else None)
+        if sym is None: raise RegimeNbError(f"give --symbol: the store holds predictions of {', '.join(syms) or 'no symbol'}")
+        vs = [r[0] for r in st.query("SELECT model_version FROM predictions WHERE symbol = ? GROUP BY model_version", (sym,))]
+        served = dec.query("SELECT model_version FROM decisions WHERE symbol = ? AND model_version IS NOT NULL ORDER BY ts_ns DESC LIMIT 1", (sym,))
+        champ = args.champion or (served[0][0] if served else None)
+        chall = args.challenger or next((v for v in vs if v != champ), None)
+        if champ is None or chall is None: raise RegimeNbError(f"{sym}: versions scored {vs}, served {champ}: no challenger in shadow to compare (run live with --shadow-alias challenger)")
+        with _registry(args, s) as reg:
+            strategies = {}
+            for v in (champ, chall):
+                spec = reg.strategy(v) if hasattr(reg, "strategy") else None
+                strategies[v] = make_strategy(spec) if spec else RegimeExposure([1.0] + [0.0] * (reg.load(v).n_regimes_ - 1))
+        tab = compare_shadow(st, sym, champ, chall, strategies, costs_bps=args.costs_bps, window=args.window)
+    with pd.option_context("display.width", 200): print(f"{sym}: champion v{champ} against challenger v{chall} in shadow\n" + tab.round(4).to_string())
+    return 0
+
 def add_job_commands(sub) -> None:
     "The `retrain`, `report`, `runs` and `schedule` subcommands."
     def params(q):
@@ -439,9 +467,14 @@ def add_job_commands(sub) -> None:
     rt = sub.add_parser("retrain", help="run the retrain job: fit challengers, apply the gates, promote only if every gate passes")
     params(rt); rt.add_argument("--dry-run", action="store_true", help="fit and evaluate, register and promote nothing")
     rt.set_defaults(func=cmd_job, job="retrain")
-    rp = sub.add_parser("report", help="run a report job notebook and print the paths of its executed notebook and HTML")
-    rp.add_argument("job", choices=["backtest"], help="backtest: nbs/jobs/backtest_report.ipynb"); params(rp)
-    rp.set_defaults(func=lambda a: cmd_job(argparse.Namespace(**{**vars(a), "job": f"{a.job}_report"})))
+    rp = sub.add_parser("report", help="backtest: run the report job notebook, print its executed notebook and HTML; shadow: champion against challenger in a live run")
+    rp.add_argument("job", choices=["backtest", "shadow"], help="backtest: nbs/jobs/backtest_report.ipynb; shadow: the books of the served and the shadow model"); params(rp)
+    rp.add_argument("--store", help="shadow: the live run's metastore (default: [paths] store)"); rp.add_argument("--symbol", help="shadow: the symbol (default: the only one recorded)")
+    rp.add_argument("--window", type=int, default=None, help="shadow: the latest bars to compare (default: all both were scored on)")
+    rp.add_argument("--champion", type=int, help="shadow: the served version (default: the one that decided the latest trades)")
+    rp.add_argument("--challenger", type=int, help="shadow: the version in shadow (default: the other version scored)")
+    rp.add_argument("--costs-bps", type=float, default=10.0, help="shadow: cost per side"); rp.add_argument("--registry", help="shadow: registry folder (default: [paths] registry)")
+    rp.set_defaults(func=lambda a: cmd_report_shadow(a) if a.job == "shadow" else cmd_job(argparse.Namespace(**{**vars(a), "job": f"{a.job}_report"})))
     ru = sub.add_parser("runs", help="list the recorded job runs, or show one")
     ru.add_argument("action", choices=["list", "show"]); ru.add_argument("run", nargs="?", help="run id (show), or a unique prefix of it")
     ru.add_argument("--job", help="only this job's runs (list)"); ru.add_argument("--rows", type=int, default=20)

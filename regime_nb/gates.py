@@ -12,7 +12,7 @@ from .validation import GateReport, check_gates
 # %% auto #0
 __all__ = ['GATE_COLUMNS', 'SEED_FILTERS', 'HIGHER_IS_BETTER', 'DEFAULT_IMPROVEMENT', 'DEFAULT_GATES', 'gate_report',
            'gate_metrics', 'performance_gates', 'improvement_gates', 'regime_returns', 'regime_gates', 'sanity_gates',
-           'shadow_book', 'shadow_gates', 'challenger_gates']
+           'shadow_book', 'shadow_gates', 'compare_shadow', 'challenger_gates']
 
 # %% ../nbs/07a_gates.ipynb #7d856726
 GATE_COLUMNS = ("group", "metric", "op", "threshold", "value", "passed", "reason")
@@ -115,6 +115,27 @@ def shadow_gates(store, symbol:str, version:int, min_bars:int) -> list:
     "Rows: model `version` has been scored live, in shadow, on at least `min_bars` bars of `symbol`."
     n = store.query_one("SELECT COUNT(*) FROM predictions WHERE symbol = ? AND model_version = ?", (symbol, int(version)))[0]
     return [_row("shadow", "bars in shadow", ">=", min_bars, n, n >= min_bars, f"version {version} has run {n} of {min_bars} bars in shadow")]
+
+# %% ../nbs/07a_gates.ipynb #8f5a98e3
+def compare_shadow(store, symbol:str, champion:int, challenger:int, # the store of a live run; the versions served and in shadow
+                   strategies:dict, # version -> strategy each trades (e.g. from `Registry.strategy`)
+                   costs_bps:float=10.0, window:int|None=None) -> pd.DataFrame:
+    "Sharpe, drawdown, hit rate, turnover and regime agreement of the champion's and the challenger's books on the same latest bars."
+    from regime_nb.risk import return_figures
+    q = store.query_df("SELECT MIN(ts_ns) AS t FROM (SELECT ts_ns FROM predictions WHERE symbol = ? AND model_version = ? "
+                       "AND ts_ns IN (SELECT ts_ns FROM predictions WHERE symbol = ? AND model_version = ?) ORDER BY ts_ns DESC LIMIT ?)",
+                       (symbol, int(challenger), symbol, int(champion), int(window or 2**62)))
+    if q.t.isna().all(): raise RegimeNbError(f"no bar of {symbol!r} was scored by both version {champion} and version {challenger}; is the challenger served in shadow (--shadow-alias)?")
+    since = pd.Timestamp(int(q.t.iloc[0]), tz="UTC")
+    books = {v: shadow_book(store, symbol, v, strategies[v], costs_bps, since=since) for v in (champion, challenger)}
+    labels = {v: store.query_df("SELECT ts_ns, regime FROM predictions WHERE symbol = ? AND model_version = ? AND ts_ns >= ?", (symbol, int(v), int(since.value))).set_index("ts_ns").regime
+              for v in (champion, challenger)}
+    agree = float((labels[champion] == labels[challenger].reindex(labels[champion].index)).mean())
+    rows = {}
+    for name, v in (("champion", champion), ("challenger", challenger)):
+        s, (_, hit) = books[v].stats, return_figures(books[v].returns.to_numpy(), books[v].periods_per_year)
+        rows[f"{name} (v{v})"] = dict(bars=s["n_bars"], sharpe=s["sharpe"], max_drawdown=s["max_drawdown"], total_return=s["total_return"], hit_rate=hit, turnover=s["turnover"], regime_agreement=agree)
+    return pd.DataFrame(rows).T
 
 # %% ../nbs/07a_gates.ipynb #e3d8dc64
 DEFAULT_GATES = dict(filters=SEED_FILTERS, improvement=DEFAULT_IMPROVEMENT, regime_margin=0.05, min_share=0.02, min_duration=5.0, min_agreement=0.5, shadow_bars=0)

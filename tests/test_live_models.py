@@ -136,7 +136,7 @@ def test_champion_hot_swap_misses_and_repeats_no_bar(tmp_path, registry):
     assert sp.get("swaps", 0) == 1 and sp["model_version"] == vb and not sp.get("swap_refused"), sp
     check_trading(cfg, sup, stats, n)
 
-def test_challenger_in_shadow_is_recorded_and_trading_uses_only_the_champion(tmp_path, registry):
+def test_challenger_in_shadow_is_recorded_and_trading_uses_only_the_champion(tmp_path, registry, cli):
     reg_path, va, vb = registry
     with Registry(reg_path) as reg: reg.promote(vb, "challenger", reason="shadow test")
     cfg = cfg_for(tmp_path, reg_path, shadow_alias="challenger")  # as fast as possible: 1006 bars
@@ -158,6 +158,11 @@ def test_challenger_in_shadow_is_recorded_and_trading_uses_only_the_champion(tmp
     assert [r[0] for r in tap.rows] == ts.tolist()
     assert {r[1] for r in tap.rows} == {va}
     assert np.abs(np.array([r[2] for r in tap.rows]) - A).max() <= 1e-12
+    r = cli("report", "shadow", "--store", cfg.store, "--registry", reg_path)  # the two books side by side, as a user asks for them
+    assert r.returncode == 0, r.stderr
+    assert f"champion v{va} against challenger v{vb} in shadow" in r.stdout and f"champion (v{va})" in r.stdout and f"challenger (v{vb})" in r.stdout, r.stdout
+    rows = [l.split() for l in r.stdout.splitlines()[2:]]
+    assert [int(float(x[2])) for x in rows] == [n, n], r.stdout  # every bar both scored
     assert (tap.stats or stats["prediction"])["model_version"] == va
     check_trading(cfg, sup, stats, n)
     # trading followed A: the live equity is the backtest of A, and not the backtest of B
