@@ -171,6 +171,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'regime_nb.bus.HeartbeatMonitor.__init__': ('bus.html#heartbeatmonitor.__init__', 'regime_nb/bus.py'),
                                'regime_nb.bus.HeartbeatMonitor.observe': ('bus.html#heartbeatmonitor.observe', 'regime_nb/bus.py'),
                                'regime_nb.bus.HeartbeatMonitor.silent': ('bus.html#heartbeatmonitor.silent', 'regime_nb/bus.py'),
+                               'regime_nb.bus.HeartbeatMonitor.silent_ns': ('bus.html#heartbeatmonitor.silent_ns', 'regime_nb/bus.py'),
                                'regime_nb.bus.Message': ('bus.html#message', 'regime_nb/bus.py'),
                                'regime_nb.bus.Publisher': ('bus.html#publisher', 'regime_nb/bus.py'),
                                'regime_nb.bus.Publisher.__init__': ('bus.html#publisher.__init__', 'regime_nb/bus.py'),
