@@ -149,6 +149,44 @@ def test_a_frozen_service_is_detected_within_three_heartbeats_and_stops_trading(
     sup.stopping = True; th.join(30)
     assert st.integrity_check()
 
+def freeze_until_alerted(tmp_path, registry, victim:str):
+    "SIGSTOP `victim` once the loop is trading; SIGCONT it once the supervisor's alert is in the store; let the replay finish. Returns (seconds from SIGSTOP to the alert, supervisor, store, cfg, stats)."
+    cfg = cfg_for(tmp_path, registry, speed=100.0)  # a 10 s replay at heartbeat_ms 1000
+    sup, seen = Supervisor(cfg, out=quiet), {}
+    th = threading.Thread(target=lambda: seen.update(stats=sup.run(90)), daemon=True); th.start()
+    st, t_end = Store(cfg.store), time.time() + 30
+    while time.time() < t_end and len(st.query("SELECT 1 FROM fills")) < 3: time.sleep(0.05)  # trading, and the broker filling its orders
+    assert len(st.query("SELECT 1 FROM fills")) >= 3, "the loop never traded"
+    pid = sup.procs[victim].pid
+    os.kill(pid, signal.SIGSTOP); t_stop = time.time_ns()
+    try:
+        a = None
+        while time.time_ns() - t_stop < 8e9 and a is None:
+            al = st.alerts(since_ns=t_stop)
+            hit = al[(al.kind == "service_silent") & al.message.str.startswith(victim)]
+            a = hit.iloc[0] if len(hit) else None
+            time.sleep(0.02)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    th.join(90)
+    assert a is not None, f"no service_silent alert for {victim} within 8 s of its SIGSTOP"
+    return (int(a.ts_ns) - t_stop) / 1e9, sup, st, cfg, seen.get("stats", {})
+
+@pytest.mark.parametrize("victim", ["broker", "trading"])
+def test_a_frozen_broker_or_trading_service_is_alerted_within_three_heartbeats_and_the_run_ends_like_the_backtest(tmp_path, registry, victim):
+    latency_s, sup, st, cfg, stats = freeze_until_alerted(tmp_path, registry, victim)
+    print(f"{victim}: SIGSTOP to alert {latency_s:.3f} s (heartbeat 1.0 s)")
+    assert 0 < latency_s <= 3 * cfg.heartbeat_ms / 1e3 + 0.5, latency_s  # the last beat came before the SIGSTOP; the supervisor checks every 0.1 s
+    assert stats["trading"]["done"] and not sup.restarts, (stats["trading"], sup.restarts)  # SIGCONT long before frozen_restart_s: alerted, not restarted
+    a = st.alerts()
+    mine = a[a.kind.isin(["service_silent", "service_recovered"]) & a.message.str.startswith(victim)]
+    assert mine.kind.tolist() == ["service_silent", "service_recovered"], mine  # one alert per episode, one when it clears
+    assert not (a.kind == "broker_silent").any() and not (a.kind == "silent_peer").any(), a  # no request expired; no peer was taken for silent
+    p = parity_check(cfg)
+    assert p["bars_live"] == p["bars_backtest"] == 1006 and p["trades_live"] == p["trades_backtest"] and p["max_abs_equity_diff"] <= 1e-9, p
+    assert st.integrity_check() and not st.open_orders()
+
+
 def kill_at_random(sup, victims, store, seed:int):
     "SIGKILL each victim process in turn, 0.8-2 s after the last; the store passes `PRAGMA integrity_check` after each."
     rng, killed = random.Random(seed), {}
