@@ -392,7 +392,7 @@ class BrokerService(Service):
     def between(self): self.server.server.handle(0, most=self.drain_msgs)  # answer what is queued, then heartbeat again
     def stats(self) -> dict:
         srv = self.server.server if self.server is not None else None
-        return dict(super().stats(), bars=self.broker.bars, orders=len(self.broker.orders()), fills=len(self.broker.fills()),
+        return dict(super().stats(), bars_applied=self.broker.bars, orders=len(self.broker.orders()), fills=len(self.broker.fills()),
                     requests=srv.handled if srv else 0, bad_requests=(srv.bad + self.server.bad) if srv else 0)
     def close(self):
         if self.server is not None: self.server.close()

@@ -187,6 +187,33 @@ def test_a_frozen_broker_or_trading_service_is_alerted_within_three_heartbeats_a
     assert st.integrity_check() and not st.open_orders()
 
 
+def test_a_broker_frozen_for_longer_than_frozen_restart_s_is_killed_and_restarted_and_loses_no_fill(tmp_path, registry):
+    from regime_nb.broker import RemoteBroker
+    cfg = cfg_for(tmp_path, registry, speed=100.0, frozen_restart_s=4.0)
+    sup, checks = Supervisor(cfg, out=quiet), {}
+    def reconcile(s):
+        b = RemoteBroker(cfg.endpoints["broker"], timeout_ms=3000)
+        try: checks.update(broker_fills=b.fills(), broker_orders=b.orders(), positions=b.positions())
+        finally: b.close()
+    th = threading.Thread(target=lambda: sup.run(90, before_stop=reconcile), daemon=True); th.start()
+    st, t_end = Store(cfg.store), time.time() + 30
+    while time.time() < t_end and len(st.query("SELECT 1 FROM fills")) < 3: time.sleep(0.05)
+    frozen = sup.procs["broker"]
+    os.kill(frozen.pid, signal.SIGSTOP)  # and never SIGCONT: the supervisor must kill it
+    th.join(120)
+    assert frozen.poll() == -signal.SIGKILL and sup.restarts.get("broker") == 1, (frozen.poll(), sup.restarts)
+    assert sup.stats["trading"]["done"], sup.stats["trading"]
+    a = st.alerts()
+    mine = a[a.kind.isin(["service_silent", "frozen_restart", "service_recovered"]) & a.message.str.startswith("broker")]
+    assert mine.kind.tolist() == ["service_silent", "frozen_restart", "service_recovered"], mine
+    bf, sf = checks["broker_fills"], st.fills()
+    assert len(bf) > 3 and sorted(f.broker_trade_id for f in bf) == sorted(sf.broker_trade_id)  # no fill lost, none booked twice
+    assert st.position(cfg.symbol)["qty"] == pytest.approx(checks["positions"].get(cfg.symbol, 0.0), abs=1e-12)
+    o = st.query_df("SELECT client_order_id FROM orders")
+    assert o.client_order_id.is_unique and {s.client_order_id for s in checks["broker_orders"]} <= set(o.client_order_id)
+    assert st.integrity_check()
+
+
 def kill_at_random(sup, victims, store, seed:int):
     "SIGKILL each victim process in turn, 0.8-2 s after the last; the store passes `PRAGMA integrity_check` after each."
     rng, killed = random.Random(seed), {}
