@@ -430,7 +430,7 @@ class Subscriber:
         self.sock = _socket(ctx, zmq.SUB, endpoint, bind, allow_remote, curve, server=bind, rcvhwm=rcvhwm)  # CURVE: the side that binds serves
         for t in (*topics, HB_PREFIX): self.sock.setsockopt(zmq.SUBSCRIBE, t.encode())
         self.on_gap, self.monitor, self.deliver_heartbeats = on_gap, monitor, deliver_heartbeats
-        self.state = {}  # (source, topic) -> [session, last seq]
+        self.state, self.sessions = {}, {}  # (source, topic) -> [session, last seq]; source -> the session last heard from it (heartbeats too: a restarted publisher shows at once)
         self.received = self.gaps = self.duplicates = self.bad = self.restarts = 0
         self.gap_events = deque(maxlen=1000)
         self.log = get_logger("bus")
@@ -479,6 +479,7 @@ def recv(self:Subscriber, timeout_ms:int=1000) -> Message|None:
         try: m = decode(frames)
         except BadMessage as e:
             self.bad += 1; self.log.warning("bad message on %s dropped: %s", self.endpoint, e); continue
+        if self.sessions.get(m.source) != m.session: self.sessions[m.source] = m.session
         if m.topic.startswith(HB_PREFIX):
             self._heartbeat(m)
             if self.deliver_heartbeats: return m

@@ -16,10 +16,10 @@ from .bus import Heartbeat, HeartbeatMonitor, Publisher, Subscriber, check_endpo
 
 # %% auto #0
 __all__ = ['DURABILITY', 'EXECUTIONS', 'SYMBOL_RE', 'PUBLISHERS', 'TICK_COLUMNS', 'BAR_FIELDS', 'PRICE_COL', 'free_endpoint',
-           'make_curve_keys', 'local_endpoint', 'check_execution', 'LiveConfig', 'SnapshotFile', 'IntentJournal',
-           'is_ticks', 'recorded_bars', 'replay_data', 'replay_bars', 'model_spec', 'bar_columns_from_body',
-           'bars_from_body', 'rows_from_body', 'bars_body', 'features_from_body', 'regimes_from_body', 'percentiles_us',
-           'bars_in', 'Service']
+           'make_curve_keys', 'local_endpoint', 'check_execution', 'LiveConfig', 'SnapshotFile', 'RecordLog',
+           'IntentJournal', 'is_ticks', 'recorded_bars', 'replay_data', 'replay_bars', 'model_spec',
+           'bar_columns_from_body', 'bars_from_body', 'rows_from_body', 'bars_body', 'features_from_body',
+           'regimes_from_body', 'percentiles_us', 'bars_in', 'Service']
 
 # %% ../nbs/12_live.ipynb #b592f626
 DURABILITY = ("full", "process")
@@ -126,6 +126,10 @@ class LiveConfig:
         for k in (*PUBLISHERS, "broker", "predict", *(f"{s}_snapshot" for s in PUBLISHERS)) + (("ingest",) if self.data == "relay" else ()):
             if k not in self.endpoints: self.endpoints[k] = local_endpoint(Path(self.run_dir)/"sockets", k)
             check_endpoint(self.endpoints[k], self.allow_remote)
+        for s in self.books:  # each book's trading service publishes its equity there for the other books (the account's limits)
+            if f"trading.{s}" not in self.endpoints: self.endpoints[f"trading.{s}"] = local_endpoint(Path(self.run_dir)/"sockets", f"trading.{s}")
+        for k, e in self.endpoints.items():
+            if k.startswith("trading."): check_endpoint(e, self.allow_remote)
     def curve(self, role:str) -> dict|None:
         "CURVE options for a socket that serves (`role='server'`: publishers, the broker) or connects (`'client'`); None without `curve_dir`."
         if self.curve_dir is None: return None
@@ -140,8 +144,12 @@ class LiveConfig:
     def book_config(self, symbol:str) -> LiveConfig:
         "The config of one book's services: its data, run folder and sockets; the account's stores, registry and broker; an equal share of the cash."
         if symbol not in self.books: raise RegimeNbError(f"no book {symbol!r}; books: {', '.join(self.books) or 'none'}")
+        ep = {k: self.endpoints[k] for k in ("broker", "broker_pub", "broker_pub_snapshot")} | {"trading": self.endpoints[f"trading.{symbol}"], **{f"trading.{s}": self.endpoints[f"trading.{s}"] for s in self.books if s != symbol}}
         return replace(self, run_dir=str(Path(self.run_dir)/"books"/symbol), data=self.books[symbol], symbol=symbol, book=symbol, books={},
-                       init_cash=self.init_cash / len(self.books), endpoints={k: self.endpoints[k] for k in ("broker", "broker_pub", "broker_pub_snapshot")})
+                       init_cash=self.init_cash / len(self.books), endpoints=ep)
+    def siblings(self) -> dict:
+        "The trading endpoints of the other books of this book's account, by symbol (empty: a single book is the account)."
+        return {k.split(".", 1)[1]: e for k, e in self.endpoints.items() if k.startswith("trading.") and self.book}
     def link(self, role:str) -> dict:
         "Socket options of every link: CURVE for `role` ('server' or 'client') and whether it may leave the machine."
         return dict(curve=self.curve(role), allow_remote=self.allow_remote)
@@ -186,33 +194,55 @@ class SnapshotFile:
         for fd in self.fds: os.close(fd)
 
 # %% ../nbs/12_live.ipynb #9a7c327a
-class IntentJournal:
-    "Append-only log of order intents, one checksummed record per message, made durable before the orders are sent."
+class RecordLog:
+    "Append-only log of checksummed byte records, one per `append_bytes`; reading stops at a torn one. Survives any process crash (a power cut too with `sync`)."
     HEAD = struct.Struct("<II")  # payload length, crc32 of the payload
-    def __init__(self, path, sync:bool=True):  # sync: fdatasync every record (survives a power cut), else it survives any process crash
-        self.path, self.sync = Path(path), sync
+    def __init__(self, path, sync:bool=False, # fdatasync every record
+                 max_bytes:int|None=None): # past this size the log moves to `<path>.1` (replacing the older part) and starts afresh; readers read both
+        self.path, self.sync, self.max_bytes = Path(path), sync, max_bytes
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
-        self.size = os.fstat(self.fd).st_size  # bytes in the journal, kept without a syscall per message
-    def append(self, records:list):
-        "Write `records` (JSON-able) as one record."
-        data = json.dumps(records, separators=(",", ":")).encode()
+        self.size = os.fstat(self.fd).st_size  # bytes in the log, kept without a syscall per message
+    def append_bytes(self, data:bytes):
+        "Write `data` as one record (one `write`: another process reads it whole or not at all)."
+        if self.max_bytes is not None and self.size > self.max_bytes: self.rotate()
         self.size += os.write(self.fd, self.HEAD.pack(len(data), zlib.crc32(data)) + data)
         if self.sync: os.fdatasync(self.fd)
-    def read(self) -> list:
-        "The records of every intact entry, oldest first; reading stops at a torn one."
-        buf, out, pos = self.path.read_bytes(), [], 0
-        while pos + self.HEAD.size <= len(buf):
-            n, crc = self.HEAD.unpack_from(buf, pos)
-            data = buf[pos + self.HEAD.size:pos + self.HEAD.size + n]
+    def rotate(self):
+        os.replace(self.path, f"{self.path}.1"); os.close(self.fd)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600); self.size = 0
+    @classmethod
+    def payloads(cls, path) -> list:
+        "The payloads of every intact record in the log at `path` (its older part first), oldest first; a reader in another process may call it while the log grows."
+        old = Path(f"{path}.1")
+        while True:
+            ino = old.stat().st_ino if old.exists() else None
+            out = [d for f in (old, Path(path)) if f.exists() for d in cls._parse(f.read_bytes())]
+            if (old.stat().st_ino if old.exists() else None) == ino: return out  # no rotation while we read
+    @classmethod
+    def _parse(cls, buf) -> list:
+        out, pos = [], 0
+        while pos + cls.HEAD.size <= len(buf):
+            n, crc = cls.HEAD.unpack_from(buf, pos)
+            data = buf[pos + cls.HEAD.size:pos + cls.HEAD.size + n]
             if len(data) < n or zlib.crc32(data) != crc: break
-            out += json.loads(data); pos += self.HEAD.size + n
+            out.append(data); pos += cls.HEAD.size + n
         return out
     def clear(self):
-        "Empty the journal (once the store holds everything in it)."
+        "Empty the log."
         os.ftruncate(self.fd, 0); self.size = 0
         if self.sync: os.fsync(self.fd)
     def close(self): os.close(self.fd)
+
+class IntentJournal(RecordLog):
+    "Append-only log of order intents, one checksummed record per message, made durable before the orders are sent."
+    def __init__(self, path, sync:bool=True): super().__init__(path, sync)  # sync: fdatasync every record (survives a power cut), else it survives any process crash
+    def append(self, records:list):
+        "Write `records` (JSON-able) as one record."
+        self.append_bytes(json.dumps(records, separators=(",", ":")).encode())
+    def read(self) -> list:
+        "The records of every intact entry, oldest first; reading stops at a torn one."
+        return [r for d in self.payloads(self.path) for r in json.loads(d)]
 
 # %% ../nbs/12_live.ipynb #1cd51a9a
 TICK_COLUMNS = ("bid", "ask", "price", "size")

@@ -379,6 +379,8 @@ class MixtureScorer:
         mixture_block_nb(X, self.params, self.order, self._work, out, ll)
         if len(X): self.loglik = ll[-1]
         return out
+    def snapshot(self) -> dict: return {}  # each vector is scored on its own: nothing to resume
+    def restore(self, snap:dict): return self
 
 # %% ../nbs/03_regimes.ipynb #80da7581
 class HMMRegime(RegimeModel):
@@ -555,6 +557,8 @@ class _RuleScorer:
     def __init__(self, m): self.m, self.loglik = m, np.nan
     def update(self, x): return self.m._proba_internal(np.asarray(x, "float64")[None])[0]
     def update_block(self, X): return self.m._proba_internal(_as_block(X, self.m.n_features_in_))
+    def snapshot(self) -> dict: return {}
+    def restore(self, snap:dict): return self
 
 # %% ../nbs/03_regimes.ipynb #074a72bf
 def align_labels(model:RegimeModel, reference:RegimeModel) -> RegimeModel:
@@ -635,6 +639,11 @@ class _EnsembleScorer:
     def update_block(self, X):
         X = _as_block(X, self.m.n_features_in_)
         return self.m._combine([np.mean([s.update_block(X) for s in ss], axis=0) for ss in self.scorers.values()])
+    def snapshot(self) -> dict: return {"scorers": [[s.snapshot() for s in ss] for ss in self.scorers.values()]}
+    def restore(self, snap:dict):
+        for ss, snaps in zip(self.scorers.values(), snap["scorers"]):
+            for s, sn in zip(ss, snaps): s.restore(sn)
+        return self
 
 # %% ../nbs/03_regimes.ipynb #aa1800cc
 def oracle_filter(returns, transmat, mu, sigma) -> np.ndarray:

@@ -14,8 +14,8 @@ from fastcore.basics import patch_to
 from .core import RegimeNbError, SettingsError, get_logger
 
 # %% auto #0
-__all__ = ['RiskLimits', 'OrderRequest', 'MarketState', 'KillSwitch', 'RiskVerdict', 'RiskState', 'unit_var', 'RiskManager',
-           'drawdown_step_nb']
+__all__ = ['RiskLimits', 'OrderRequest', 'AccountState', 'MarketState', 'KillSwitch', 'RiskVerdict', 'RiskState', 'unit_var',
+           'account_var', 'RiskManager', 'drawdown_step_nb']
 
 # %% ../nbs/08_risk.ipynb #126de4cd
 def _regime_caps(caps):
@@ -49,6 +49,8 @@ class RiskLimits:
     var_window: int = 250  # most recent returns used for VaR
     var_min_obs: int = 20  # fewer finite returns than this: VaR unknown, no new risk
     var_method: str = "historical"  # historical (empirical quantile) or parametric (normal, zero mean)
+    account_max_drawdown: float|None = None  # the account's drawdown (every book's equity together) that trips every book's kill switch; None: max_drawdown
+    account_var_limit: float|None = None  # VaR of the account's positions together (the books' joint returns) as a fraction of its equity; None: var_limit
     regime_exposure_caps: dict = field(default_factory=dict)  # {regime index: max |exposure|} for the most probable regime, e.g. {1: 0.3}
     degradation_window: int = 60  # live bars needed (and used) to judge the model against its validation figures
     degradation_tolerance: float = 0.5  # degraded when live Sharpe < validation Sharpe - this
@@ -66,12 +68,19 @@ class RiskLimits:
         if not (isinstance(self.max_orders_per_min, int) and self.max_orders_per_min >= 1): raise bad("max_orders_per_min", "an integer >= 1")
         if not self.qty_step >= 0: raise bad("qty_step", "a number >= 0")
         if self.var_limit is not None and not self.var_limit > 0: raise bad("var_limit", "a fraction > 0 or None")
+        if self.account_max_drawdown is not None and not 0 < self.account_max_drawdown < 1: raise bad("account_max_drawdown", "a fraction in (0, 1), or None for max_drawdown")
+        if self.account_var_limit is not None and not self.account_var_limit > 0: raise bad("account_var_limit", "a fraction > 0, or None for var_limit")
         if not 0.5 < self.var_confidence < 1: raise bad("var_confidence", "a level in (0.5, 1), e.g. 0.99")
         if self.var_method not in ("historical", "parametric"): raise bad("var_method", "historical or parametric")
         if not 2 <= self.var_min_obs <= self.var_window: raise bad("var_min_obs", f"an integer in [2, var_window={self.var_window}]")
         if not self.degradation_window >= 2: raise bad("degradation_window", "an integer >= 2")
         if not isinstance(self.regime_exposure_caps, dict): raise bad("regime_exposure_caps", "a dict {regime index: cap >= 0}, e.g. {1: 0.3}")
         self.regime_exposure_caps = _regime_caps(self.regime_exposure_caps)
+
+    @property
+    def account_dd_limit(self) -> float: return self.max_drawdown if self.account_max_drawdown is None else self.account_max_drawdown  # the account's kill-switch drawdown
+    @property
+    def account_var_cap(self) -> float|None: return self.var_limit if self.account_var_limit is None else self.account_var_limit  # the account's VaR limit (None: no check)
 
     @classmethod
     def from_settings(cls, settings, # a `Settings` from `load_settings` (or a mapping with a "risk" section)
@@ -95,6 +104,13 @@ class OrderRequest:
     ts_ns: int = 0  # when the strategy decided it (epoch ns)
     intent: str = ""  # free text for the record (entry, exit, stop, ...); never trusted by the checks
 
+@dataclass(frozen=True)
+class AccountState:
+    "The account around one of its books, for the account's VaR: its equity, the other books' positions and the books' joint returns."
+    equity: float  # the account's equity (every book's together), in currency
+    notional: tuple  # the other books' signed positions × price × multiplier, in currency
+    returns: object  # n × (1 + len(notional)) per-bar returns on the bars every book has, oldest first: this book's instrument, then the others in `notional` order
+
 @dataclass
 class MarketState:
     "What the risk manager sees next to an order: last good quote, position, account, model."
@@ -114,6 +130,7 @@ class MarketState:
     validation_sharpe: float|None = None  # the model's validation Sharpe (annualized)
     validation_hit_rate: float|None = None  # the model's validation hit rate (share of winning bars)
     model_version: str|None = None
+    account: AccountState|None = None  # the whole account when this book is one of several; None: a single book is the account
 
     @property
     def mid(self) -> float:
@@ -131,6 +148,7 @@ class KillSwitch:
     peak_equity: float
     drawdown: float
     action: str = "cancel_all"
+    scope: str = "book"  # whose drawdown tripped it: "book" (this book's) or "account" (every book's together: every book trips)
 
 @dataclass(frozen=True)
 class RiskVerdict:
@@ -274,6 +292,17 @@ def unit_var(returns, # per-bar returns, oldest first (non-finite values are dro
     q = part[lo] + (h - lo) * (part[hi] - part[lo])
     return float(-q if side > 0 else q), len(r)
 
+# %% ../nbs/08_risk.ipynb #97b28a69
+def account_var(weights, # each book's signed exposure as a fraction of the account's equity (position × price × multiplier / equity)
+                returns, # n × len(weights) per-bar returns of the books' instruments on the bars they share, oldest first
+                confidence:float=0.99, # VaR level
+                method:str="historical", # historical or parametric
+                window:int=250): # most recent bars used
+    "One-period VaR of the account (a fraction of its equity, positive is a loss) and the number of bars used: `unit_var` of the books' joint return, so correlation counts."
+    w = np.asarray(weights, dtype="float64")
+    r = np.empty((0, len(w))) if returns is None else np.asarray(returns, dtype="float64").reshape(-1, len(w))
+    return unit_var(r @ w, 1, confidence, method, window)
+
 # %% ../nbs/08_risk.ipynb #b30d6bd0
 def _check_var(rm, c):
     L = rm.limits
@@ -287,6 +316,20 @@ def _check_var(rm, c):
     if var <= L.var_limit: return None
     return _cap_position(rm, c, L.var_limit / u * c.equity / unit,
                          f"{L.var_confidence:.0%} VaR after order {var:.4g} of equity > var_limit {L.var_limit:g}")
+
+def _check_account_var(rm, c):
+    L, a = rm.limits, c.m.account
+    lim = L.account_var_cap
+    if a is None or lim is None or _is_reducing(c): return None
+    if not 0 < a.equity < math.inf: return _only_reducing(c, f"account equity={a.equity!r} is not a number > 0")
+    unit = c.mid * c.m.multiplier
+    w = np.array([(c.p + c.s * c.qty) * unit, *a.notional], dtype="float64") / a.equity
+    var, n = account_var(w, a.returns, L.var_confidence, L.var_method, L.var_window)
+    if n < L.var_min_obs: return _only_reducing(c, f"only {n} bars of the books' joint returns to estimate the account's VaR < var_min_obs {L.var_min_obs}")
+    if var <= lim: return None
+    w[0] = c.p * unit / a.equity
+    if var <= account_var(w, a.returns, L.var_confidence, L.var_method, L.var_window)[0]: return None  # the order lowers the account's VaR (a hedge): it passes
+    return _only_reducing(c, f"{L.var_confidence:.0%} VaR of the account after order {var:.4g} of its equity > account_var_limit {lim:g}")
 
 def return_figures(returns, periods_per_year:float=252.0) -> tuple[float, float]:
     "Annualized Sharpe and hit rate (the share of bars that moved and gained) of per-bar returns: what the degradation check compares."
@@ -335,7 +378,7 @@ def _check_degradation(rm, c):
 _CHECKS = (("input", _check_input), ("kill_switch", _check_kill_switch), ("stale_data", _check_stale_data),
            ("confidence", _check_confidence), ("regime", _check_regime), ("position", _check_position),
            ("notional", _check_notional),            ("order_size", _check_order_size), ("price_collar", _check_price_collar), ("rate_limit", _check_rate_limit),
-           ("duplicate", _check_duplicate), ("var", _check_var), ("degradation", _check_degradation))
+           ("duplicate", _check_duplicate), ("var", _check_var), ("account_var", _check_account_var), ("degradation", _check_degradation))
 
 # %% ../nbs/08_risk.ipynb #1c95ca11
 class RiskManager:
@@ -347,6 +390,7 @@ class RiskManager:
         self.log = get_logger("risk")
         self._killed, self._kill_reason, self._killed_at = False, None, None
         self._peak, self._last_equity = None, None
+        self._account_peak, self._account_equity = None, None  # the account's (every book's together), when this book is one of several
         self._order_clock = None  # what the order memory below counts: "wall" (now_ns) or "event" (event_ns); None: nothing yet
         self._rate = deque()  # ts_ns of allowed orders in the last 60 s
         self._ids, self._id_q = set(), deque()  # client_order_ids (and (ts, id)) within id_memory_s
@@ -407,7 +451,7 @@ def reset_kill_switch(self, reason:str, now_ns:int=0):
     if not reason: raise RegimeNbError("reset_kill_switch needs a reason (who decided and why)")
     was = self._kill_reason
     self._killed, self._kill_reason, self._killed_at = False, None, None
-    self._peak = self._last_equity
+    self._peak, self._account_peak = self._last_equity, self._account_equity
     self._alert(now_ns, "kill_switch_reset", f"{reason} (was: {was})")
     return self
 
@@ -466,6 +510,32 @@ def check(self, order:OrderRequest, market:MarketState, now_ns:int, # wall clock
     out = order if c.qty == order.qty else replace(order, qty=c.qty)
     return RiskVerdict(True, c.qty, reasons, _is_reducing(c), out, ks)
 
+# %% ../nbs/08_risk.ipynb #46a5c158
+@patch_to(RiskManager)
+def on_account_equity(self, equity:float, now_ns:int) -> KillSwitch|None:
+    "Follow the account's equity (every book's together) with the same rule; a `KillSwitch` (scope 'account') when the account's drawdown trips this book's switch."
+    equity = float(equity)
+    if not math.isfinite(equity): return None
+    lim = float(self.limits.account_dd_limit)
+    self._account_equity = equity
+    self._account_peak, tripped = drawdown_step_nb(math.nan if self._account_peak is None else float(self._account_peak), equity, lim)
+    if self._killed or not tripped: return None
+    dd = max(1 - equity / self._account_peak, 0.0)
+    reason = f"account drawdown {dd:.2%} from peak {self._account_peak:.6g} to {equity:.6g} >= account_max_drawdown {lim:.2%}"
+    self._killed, self._kill_reason, self._killed_at = True, reason, int(now_ns)
+    self._alert(now_ns, "kill_switch", reason + "; cancel all working orders, only risk-reducing orders pass")
+    return KillSwitch(int(now_ns), reason, equity, self._account_peak, dd, scope="account")
+
+@patch_to(RiskManager, as_prop=True)
+def account_peak_equity(self) -> float|None:
+    "The account's highest equity seen (None before the first)."
+    return self._account_peak
+
+@patch_to(RiskManager, as_prop=True)
+def account_drawdown(self) -> float:
+    "The account's drawdown from its peak, as a fraction (0 before its equity is known)."
+    return 0.0 if not self._account_peak or self._account_equity is None else max(1 - self._account_equity / self._account_peak, 0.0)
+
 # %% ../nbs/08_risk.ipynb #3d7bf0a3
 @patch_to(RiskManager)
 def take_events(self) -> list[tuple[str, str, str]]:
@@ -482,7 +552,7 @@ def snapshot(self) -> dict:
                 ids=[[t, i] for t, i in self._id_q], sigs=[[t, list(s)] for t, s in self._sig_q],
                 rejections=dict(self.rejections), reductions=dict(self.reductions),
                 n_checked=self.n_checked, n_allowed=self.n_allowed, last_reasons=list(self.last_reasons),
-                degraded=self._degraded, events=[list(e) for e in self._events])
+                degraded=self._degraded, events=[list(e) for e in self._events], account_peak_equity=self._account_peak, account_last_equity=self._account_equity)
 
 @patch_to(RiskManager)
 def restore(self, snap:dict) -> RiskManager:
@@ -496,5 +566,6 @@ def restore(self, snap:dict) -> RiskManager:
     self._order_clock = snap.get("order_clock", "wall" if self._rate or self._id_q or self._sig_q else None)  # older snapshots: the wall clock
     self.rejections, self.reductions = Counter(snap["rejections"]), Counter(snap["reductions"])
     self.n_checked, self.n_allowed, self.last_reasons = snap["n_checked"], snap["n_allowed"], list(snap["last_reasons"])
+    self._account_peak, self._account_equity = snap.get("account_peak_equity"), snap.get("account_last_equity")
     self._degraded, self._events = bool(snap.get("degraded", False)), deque((tuple(e) for e in snap.get("events", ())), maxlen=1000)
     return self

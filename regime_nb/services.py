@@ -5,6 +5,7 @@
 # %% ../nbs/12a_services.ipynb #347349b9
 from __future__ import annotations
 import json, time
+import msgpack
 from collections import deque
 from pathlib import Path
 import numpy as np
@@ -14,10 +15,10 @@ from .data import BAR_KINDS, OHLCV, BarGuard
 from .bus import HeartbeatMonitor, Subscriber
 from .store import RecordWriter
 from .live import (BAR_FIELDS, TICK_COLUMNS, LiveConfig, Service, SnapshotFile, bars_body, bars_from_body,
-                            features_from_body, is_ticks, model_spec, replay_bars, replay_data, rows_from_body)
+                            features_from_body, is_ticks, model_spec, replay_bars, replay_data, rows_from_body, RecordLog)
 
 # %% auto #0
-__all__ = ['FeedHandler', 'FeatureService', 'ServedModel', 'PredictionService', 'BrokerService']
+__all__ = ['FeedHandler', 'feature_log_path', 'FeatureService', 'ServedModel', 'PredictionService', 'BrokerService']
 
 # %% ../nbs/12a_services.ipynb #f992d63a
 class FeedHandler(Service):
@@ -207,6 +208,8 @@ def stats(self):
     return dict(Service.stats(self), pos=self.pos, total=len(self.data), rejected=rejected, warnings=dict(self.guard.warnings), **relay)
 
 # %% ../nbs/12a_services.ipynb #29f80f4f
+def feature_log_path(cfg:LiveConfig) -> Path: return Path(cfg.run_dir)/"features.log"  # the feature service's messages, as `RecordLog` records of msgpack `[topic, body]`
+
 class FeatureService(Service):
     "Bars in, feature vectors out, one `FeatureEngine` per symbol; snapshot and catch up after a restart."
     name, upstream = "features", ("feed",)
@@ -215,6 +218,7 @@ class FeatureService(Service):
         from regime_nb.features import FeatureEngine
         from regime_nb.store import Store
         self.market, self.snap = Store(cfg.market_store, synchronous="NORMAL"), SnapshotFile(Path(cfg.run_dir)/"features.snapshot")
+        self.feature_log = RecordLog(feature_log_path(cfg), max_bytes=1 << 26)  # every message, before it is published: what a restarted prediction service missed
         snap = self.snap.read()
         if snap is not None: self.engine, self.last_ts = FeatureEngine.restore(snap["engine"]), snap["last_ts"]
         else:
@@ -262,6 +266,10 @@ class FeatureService(Service):
                                  (self.cfg.symbol, self.last_ts, upto_ts))
         return [dict(zip(BAR_FIELDS, r)) for r in rows]
 
+    def send(self, out:list):
+        "Log each message (one write) before publishing it."
+        for topic, body, _ in out: self.feature_log.append_bytes(msgpack.packb([topic, body]))
+        super().send(out)
     def after(self, msgs):
         if self.since_save >= 250: self.save(); self.since_save = 0
     def shutdown(self): self.save()
@@ -270,16 +278,18 @@ class FeatureService(Service):
 
 # %% ../nbs/12a_services.ipynb #0067cef7
 class ServedModel:
-    "A registry version and its online scorer, warmed on recent feature vectors."
-    def __init__(self, registry, ref, history=()):
+    "A registry version and its online scorer, warmed on recent feature vectors or resumed from a scorer snapshot."
+    def __init__(self, registry, ref, history=(), state:dict|None=None):
         self.model, self.meta = registry.load_with_meta(ref)
         self.version = self.meta["version"]
         self.scorer = self.model.online()
-        if len(history): self.scorer.update_block(np.array(history))
+        if state is not None: self.scorer.restore(state)
+        elif len(history): self.scorer.update_block(np.array(history))
     def update_block(self, X) -> np.ndarray: return self.scorer.update_block(X)
+    def snapshot(self) -> dict: return dict(version=self.version, scorer=self.scorer.snapshot())
 
 class PredictionService(Service):
-    "Feature vectors in, regime probabilities out, from the champion (hot-swapped when the alias moves)."
+    "Feature vectors in, regime probabilities out, from the champion (hot-swapped when the alias moves); every message logged with the scorers' state, so a restart resumes where it stood and scores what it missed."
     name, upstream = "prediction", ("features",)
     def __init__(self, cfg:LiveConfig, poll_s:float=0.5):
         super().__init__(cfg, "predictions")
@@ -287,12 +297,12 @@ class PredictionService(Service):
         from regime_nb.store import Store
         self.registry, self.store, self.poll_s = Registry(cfg.registry), Store(cfg.store), poll_s
         self.market = Store(cfg.market_store, synchronous="NORMAL")
+        self.regime_log = RecordLog(Path(cfg.run_dir)/"regimes.log", max_bytes=1 << 26)  # what it published, each message with the state after it
         self.history = deque(maxlen=500)
-        self.served = ServedModel(self.registry, cfg.model_alias)
-        self.shadow = ServedModel(self.registry, cfg.shadow_alias) if cfg.shadow_alias else None
+        self.resume(self.last_logged())
         self.served.model.online().update_block(np.zeros((2, self.served.model.n_features_in_)))  # compile now, not on the first live bar
         self.writer = RecordWriter(self.market)  # predictions are recorded by a thread: the stream never waits for the market store's lock
-        self.last_poll, self.refused, self.server, self.latest = 0.0, set(), None, None  # versions that failed to load are not retried
+        self.last_poll, self.refused, self.server, self.gaps_seen = 0.0, set(), None, 0  # versions that failed to load are not retried
 
     def subscribe(self): return Subscriber(self.cfg.endpoints["features"], topics=(f"feat.{self.cfg.symbol}", f"eof.{self.cfg.symbol}"), ctx=self.ctx, **self.cfg.link("client"))
     def open(self):
@@ -301,39 +311,123 @@ class PredictionService(Service):
         self.server = Server(self.cfg.endpoints["predict"], self.answer, "prediction", ctx=self.ctx, **self.cfg.link("server"))
     def sockets(self): return [self.server.sock]
     def between(self):
-        "Follow the aliases (every `poll_s`), answer predict requests."
+        "Catch up on what the feature log holds past the last bar scored (first turn: the subscription is live now); follow the aliases (every `poll_s`); answer requests."
+        if self.catching_up: self.catching_up = False; self.send(self.catch_up())
         if (now := time.time()) - self.last_poll > self.poll_s: self.last_poll = now; self.maybe_swap()
         self.server.handle(0)
     def shutdown(self):
         self.writer.close()
         if self.server is not None: self.server.close()
 
-    def handle(self, msgs:list) -> list:
-        "Feature vectors in, one `regime.<symbol>` message of their probabilities out (every prediction recorded before an end of stream is passed on)."
-        ts, probs, eof, out = [], [], None, []
-        for m in msgs:
-            if m.topic.startswith("eof."): eof = m; break
-            got = features_from_body(m.body, self.served.model.n_features_in_)
-            if got is None: self.count("bad_messages"); continue
-            self.hop_ns.append(m.recv_ns - m.send_ns)
-            ts += got[0]; probs += self.score(got[1], got[0], m.send_ns).tolist()
-        if ts:
-            out.append((f"regime.{self.cfg.symbol}", dict(ts=ts, probs=probs, version=self.served.version), ts[-1])); self.count("bars", len(ts))
-            self.latest = dict(ts=ts[-1], probs=probs[-1], version=self.served.version)
-        if eof is not None: self.writer.flush(); out.append((eof.topic, eof.body, None))
-        return out
+# %% ../nbs/12a_services.ipynb #a9c177b4
+@patch_to(PredictionService)
+def last_logged(self) -> list|None:
+    "The last message this service logged, `[topic, body, state]`, or None on a first start."
+    recs = RecordLog.payloads(self.regime_log.path)
+    return msgpack.unpackb(recs[-1]) if recs else None
 
-    def score(self, X:np.ndarray, ts:list, send_ns:int) -> np.ndarray:
-        "Regime probabilities (n × K) for feature vectors `X` (n × features) of the bars at `ts`, in one compiled call; queue the prediction records (served and shadow)."
-        P = self.served.update_block(X)
-        self.history.extend(X)
-        lat = (time.time_ns() - send_ns) / 1e3
-        for served, Q in ((self.served, P), (self.shadow, None)):
-            if served is None: continue
-            if Q is None: Q = served.update_block(X)
-            ok = np.isfinite(Q).all(axis=1)  # NaN while the model warms up: nothing to record
-            if ok.any(): self.writer.add("record_prediction_block", self.cfg.symbol, np.asarray(ts)[ok], Q[ok], served.version, latency_us=lat if served is self.served else None)
-        return P
+@patch_to(PredictionService)
+def warm_rows(self) -> tuple:
+    "Timestamps and feature vectors of the bars before the first one replayed (computed in batch: streaming gives the same numbers)."
+    from regime_nb.features import compute_features
+    bars, first = replay_bars(self.cfg)
+    X = compute_features(bars.iloc[:first], model_spec(self.cfg)) if first > 0 else None
+    return ([], np.empty((0, 0))) if X is None else (X.index.as_unit("ns").asi8.tolist(), X.to_numpy(dtype="float64"))
+
+@patch_to(PredictionService)
+def resume(self, last:list|None):
+    "Serve as the last logged message left it (version, scorer state, last bar), or, on a first start, the aliases' versions warmed on the history (a filter then starts where the backtest's does)."
+    ts, X = self.warm_rows()
+    if last is None:
+        self.served = ServedModel(self.registry, self.cfg.model_alias, X)
+        self.shadow = ServedModel(self.registry, self.cfg.shadow_alias, X) if self.cfg.shadow_alias else None
+        self.last_ts, self.latest, self.catching_up = (ts[-1] if ts else -1), None, True
+        self.history.extend(X[-self.history.maxlen:]); return
+    topic, body, st = last
+    self.served = ServedModel(self.registry, st["served"]["version"], state=st["served"]["scorer"])
+    self.shadow = ServedModel(self.registry, st["shadow"]["version"], state=st["shadow"]["scorer"]) if st.get("shadow") else None
+    self.last_ts, self.catching_up = st["last_ts"], True
+    self.latest = dict(ts=body["ts"][-1], probs=body["probs"][-1], version=body["version"]) if topic.startswith("regime.") else None
+    self.history.extend(X[-self.history.maxlen:]); self.history.extend(self.logged_features(-1, self.last_ts + 1)[1])  # as it was: the last vectors scored
+
+@patch_to(PredictionService)
+def logged_features(self, after:int, before:int|None=None) -> tuple:
+    "The feature log's vectors of bars after `after` (and before `before`), each bar once, in order: `(ts, X, eof)`; `eof`: the log holds the end of the stream."
+    ts, rows, eof, last, d = [], [], False, after, self.served.model.n_features_in_
+    for raw in RecordLog.payloads(feature_log_path(self.cfg)):
+        topic, body = msgpack.unpackb(raw)
+        if topic.startswith("eof."): eof = True; continue
+        got = features_from_body(body, d)
+        if got is None: continue
+        for t, x in zip(got[0], got[1]):
+            if t > last and (before is None or t < before): ts.append(t); rows.append(x); last = t
+    return ts, np.array(rows, dtype="float64").reshape(len(ts), d), eof and before is None
+
+# %% ../nbs/12a_services.ipynb #9f825db6
+@patch_to(PredictionService)
+def handle(self, msgs:list) -> list:
+    "Feature vectors of bars not yet scored in (after those a gap lost, from the feature log), one `regime.<symbol>` message of their probabilities out; an end of stream passed on once every prediction is recorded."
+    chunks, eof, d = [], None, self.served.model.n_features_in_
+    last = self.last_ts
+    for m in msgs:
+        if m.topic.startswith("eof."): eof = m; break
+        got = features_from_body(m.body, d)
+        if got is None: self.count("bad_messages"); continue
+        self.hop_ns.append(m.recv_ns - m.send_ns)
+        keep = [i for i, t in enumerate(got[0]) if t > last]  # a restarted feature service sends again what it sent before its snapshot
+        if len(keep) < len(got[0]): self.count("stale_rows", len(got[0]) - len(keep))
+        if keep: chunks.append(([got[0][i] for i in keep], got[1][keep], m.send_ns)); last = chunks[-1][0][-1]
+    if chunks and self.sub is not None and self.sub.gaps > self.gaps_seen:  # feature messages were lost: the log has them
+        self.gaps_seen = self.sub.gaps
+        ts, X, _ = self.logged_features(self.last_ts, chunks[0][0][0])
+        if ts: chunks.insert(0, (ts, X, None)); self.count("caught_up", len(ts))
+    out = [self.regimes(chunks)] if chunks else []
+    if eof is not None: out.append(self.passed_on(eof.topic, eof.body))
+    return out
+
+@patch_to(PredictionService)
+def catch_up(self) -> list:
+    "The messages for what the feature log holds past the last bar scored (sent while this service was down), the end of the stream too if it is there."
+    ts, X, eof = self.logged_features(self.last_ts)
+    out = [self.regimes([(ts, X, None)])] if ts else []
+    if ts: self.count("caught_up", len(ts))
+    if eof: out.append(self.passed_on(f"eof.{self.cfg.symbol}", {}))
+    return out
+
+@patch_to(PredictionService)
+def regimes(self, chunks:list) -> tuple:
+    "Score chunks `(ts, X, send_ns)` in order; the `regime.<symbol>` message of them all, logged with the scorers' state after it."
+    ts, probs = [], []
+    for t, X, send_ns in chunks: ts += t; probs += self.score(X, t, send_ns).tolist()
+    body = dict(ts=ts, probs=probs, version=self.served.version)
+    self.last_ts, self.latest = ts[-1], dict(ts=ts[-1], probs=probs[-1], version=self.served.version)
+    self.count("bars", len(ts))
+    return self.logged(f"regime.{self.cfg.symbol}", body, ts[-1])
+
+@patch_to(PredictionService)
+def passed_on(self, topic:str, body) -> tuple:
+    "An end of stream, passed on (and logged) once every prediction is recorded."
+    self.writer.flush(); return self.logged(topic, body, None)
+
+@patch_to(PredictionService)
+def logged(self, topic:str, body, event_ns) -> tuple:
+    "Append a message to the regime log with the state it leaves (one write, before it is published); the message."
+    state = dict(last_ts=self.last_ts, served=self.served.snapshot(), shadow=self.shadow.snapshot() if self.shadow is not None else None)
+    self.regime_log.append_bytes(msgpack.packb([topic, body, state]))
+    return (topic, body, event_ns)
+
+@patch_to(PredictionService)
+def score(self, X:np.ndarray, ts:list, send_ns:int|None) -> np.ndarray:
+    "Regime probabilities (n × K) for feature vectors `X` (n × features) of the bars at `ts`, in one compiled call; queue the prediction records (served and shadow)."
+    P = self.served.update_block(X)
+    self.history.extend(X)
+    lat = (time.time_ns() - send_ns) / 1e3 if send_ns is not None else None  # caught up from the log: no latency to speak of
+    for served, Q in ((self.served, P), (self.shadow, None)):
+        if served is None: continue
+        if Q is None: Q = served.update_block(X)
+        ok = np.isfinite(Q).all(axis=1)  # NaN while the model warms up: nothing to record
+        if ok.any(): self.writer.add("record_prediction_block", self.cfg.symbol, np.asarray(ts)[ok], Q[ok], served.version, latency_us=lat if served is self.served else None)
+    return P
 
 # %% ../nbs/12a_services.ipynb #582dbb54
 @patch_to(PredictionService)
@@ -359,9 +453,10 @@ def maybe_swap(self):
 
 @patch_to(PredictionService)
 def answer(self, req) -> dict:
-    "A request on `endpoints['predict']`: `predict` scores feature rows `{'X': [[...], ...]}` with the served model (batch, from no state); `latest` is the last regime published."
+    "A request on `endpoints['predict']`: `predict` scores feature rows `{'X': [[...], ...]}` with the served model (batch, from no state); `latest` is the last regime published; `since` (`{'after': ts}`) what it published for later bars."
     if req.topic == "latest": return dict(self.latest or {}, symbol=self.cfg.symbol)
-    if req.topic != "predict": raise RegimeNbError(f"unknown request {req.topic!r}: expected 'predict' or 'latest'")
+    if req.topic == "since": return self.since(req.body.get("after") if isinstance(req.body, dict) else None)
+    if req.topic != "predict": raise RegimeNbError(f"unknown request {req.topic!r}: expected 'predict', 'latest' or 'since'")
     X = req.body.get("X") if isinstance(req.body, dict) else None
     d = self.served.model.n_features_in_
     try: X = np.asarray(X, dtype="float64")
@@ -369,6 +464,19 @@ def answer(self, req) -> dict:
     if X is None or X.ndim != 2 or X.shape[1] != d or not len(X): raise RegimeNbError(f"predict needs {{'X': rows of {d} features}} ({', '.join(self.served.model.feature_names_in_) if hasattr(self.served.model, 'feature_names_in_') else 'in the served spec order'})")
     self.count("predict_requests")
     return dict(probs=np.asarray(self.served.model.predict_proba(X)).tolist(), version=self.served.version)
+
+@patch_to(PredictionService)
+def since(self, after) -> dict:
+    "`{'messages': [[topic, body], ...]}`: the regime messages it logged, cut to the bars after `after` (a subscriber that missed some asks for them), and the end of the stream if it passed it on."
+    if isinstance(after, bool) or not isinstance(after, int): raise RegimeNbError(f"since needs {{'after': a bar's time in epoch ns}}, got {after!r}")
+    out = []
+    for raw in RecordLog.payloads(self.regime_log.path):
+        topic, body, _ = msgpack.unpackb(raw)
+        if topic.startswith("eof."): out.append([topic, body]); continue
+        k = next((i for i, t in enumerate(body["ts"]) if t > after), None)
+        if k is not None: out.append([topic, dict(body, ts=body["ts"][k:], probs=body["probs"][k:])])
+    self.count("since_requests")
+    return dict(messages=out)
 
 @patch_to(PredictionService)
 def stats(self): return dict(Service.stats(self), model_version=self.served.version, gaps=self.sub.gaps if self.sub is not None else 0)

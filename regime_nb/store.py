@@ -753,12 +753,17 @@ def record_equity_block(self, ts_ns, cash, equity, # one value per snapshot: int
     return n
 
 @patch_to(Store)
-def alert(self, level:str, kind:str, service:str, message:str, ts_ns=None) -> int:
-    "Record an alert (level info, warning, error or critical); returns its id."
+def alert(self, level:str, kind:str, service:str, message:str, ts_ns=None,
+          once:bool=False, # record it only if no alert of this kind, service and message is on record (several processes raising the same event)
+         ) -> int:
+    "Record an alert (level info, warning, error or critical); returns its id (with `once`, the id of the one on record)."
     if level not in ALERT_LEVELS: raise StoreError(f"alert level={level!r}: expected one of {ALERT_LEVELS}")
+    row, key = (_to_ns(ts_ns, "ts_ns") or now_ns(), level, str(kind), str(service), str(message)), (str(kind), str(service), str(message))
+    with self.transaction():
+        if once and (old := self.query_one("SELECT id FROM alerts WHERE kind = ? AND service = ? AND message = ?", key)) is not None: return old[0]
+        rid = self.execute("INSERT INTO alerts (ts_ns, level, kind, service, message) VALUES (?, ?, ?, ?, ?)", row).lastrowid
     (_log.warning if level in ("info", "warning") else _log.error)("alert %s/%s from %s: %s", level, kind, service, message)
-    return self.execute("INSERT INTO alerts (ts_ns, level, kind, service, message) VALUES (?, ?, ?, ?, ?)",
-                        (_to_ns(ts_ns, "ts_ns") or now_ns(), level, str(kind), str(service), str(message))).lastrowid
+    return rid
 
 @patch_to(Store)
 def ack_alert(self, alert_id:int) -> bool:

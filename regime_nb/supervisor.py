@@ -223,7 +223,8 @@ def restart_frozen(self, now_ns:int|None=None):
     now = now_ns or time.time_ns()
     for n in self.frozen(now):
         p = self.procs.get(n)
-        if p is None or p.poll() is not None: continue  # killed already, or dead: the crash path has it
+        if p is None or p.poll() is not None or getattr(p, "killed_frozen", False): continue  # dead, or killed and not yet reaped: the crash path has it
+        p.killed_frozen = True
         self.errors[n] = f"silent {self.monitor.silent_ns(n, now) / 1e9:.1f} s (frozen or hung): killed and restarted"
         p.kill()
         from regime_nb.store import Store

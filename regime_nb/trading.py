@@ -14,15 +14,17 @@ from .data import OHLCV
 from .bus import ERROR_TOPIC, AsyncClient, HeartbeatMonitor, Subscriber, check_endpoint
 from .backtest import S_CASH, S_EQUITY, S_UNITS, T_UNITS, engine_step_nb
 from .broker import Fill
-from .risk import MarketState, OrderRequest, drawdown_step_nb
+from fastcore.basics import patch_to
+from .risk import AccountState, MarketState, OrderRequest, drawdown_step_nb
 from .store import RecordWriter
 from .strategies import make_inputs, make_strategy, strategy_run_nb, strategy_step_nb
 from .live import (BAR_FIELDS, PRICE_COL, IntentJournal, LiveConfig, Service, SnapshotFile, bar_columns_from_body,
-                            model_spec, percentiles_us, regimes_from_body, replay_bars)
+                            model_spec, percentiles_us, regimes_from_body, replay_bars, _all_ints)
 
 # %% auto #0
-__all__ = ['BarQueue', 'record_intent', 'ExecutionSteps', 'quiet_run_nb', 'QuietStretches', 'OrderDesk', 'LimitOrderRule',
-           'ServiceWatch', 'MessageFlow', 'Recovery', 'TradingService']
+__all__ = ['ACCOUNT_ROWS', 'BarQueue', 'record_intent', 'ExecutionSteps', 'quiet_run_nb', 'QuietStretches', 'OrderDesk',
+           'LimitOrderRule', 'ServiceWatch', 'MessageFlow', 'account_body', 'account_from_body', 'AccountWatch',
+           'AccountLimits', 'RegimeRecovery', 'Recovery', 'TradingService']
 
 # %% ../nbs/12b_trading.ipynb #a362dd06
 class BarQueue:
@@ -82,7 +84,8 @@ class ExecutionSteps:
         ms = MarketState(self.cfg.symbol, quote, quote, send_ns, position=units, equity=float(before[S_CASH]) + units * quote,  # the quote is as old as the feed's message; the regime is the one that decided this target
                          regime_probs=tuple(self.probs_now or ()), returns=np.fromiter(self.returns, "float64", len(self.returns)) if self.returns and self.risk.limits.var_limit is not None else None,
                          live_returns=np.fromiter(self.live_returns, "float64", len(self.live_returns)) if val else None, model_version=self.model_version,
-                         validation_sharpe=val.get("sharpe"), validation_hit_rate=val.get("hit_rate"))
+                         validation_sharpe=val.get("sharpe"), validation_hit_rate=val.get("hit_rate"),
+                         account=self.account.view(self.decided_ts) if self.account is not None and self.risk.limits.account_var_cap is not None else None)  # the account as of the bar that decided
         v = self.risk.check(req, ms, now_ns, event_ns=ts if self.replaying else None)  # how often it trades: on the data's clock in a replay
         for level, kind, msg in self.risk.take_events(): self.writer.add("alert", level, kind, self.who, msg)  # once per episode (model_degraded, model_recovered)
         allowed, reasons = v.allowed, list(v.reasons)
@@ -122,10 +125,8 @@ class ExecutionSteps:
         cash, units = self.cash, self.units
         equity = cash + units * c
         ks = self.risk.on_equity(equity, now)
-        if ks is not None:
-            self.writer.add("alert", "critical", "kill_switch", self.who, ks.reason)
-            for cid in [*self.working, *(b["client_order_id"] for t, b, _ in self.outbox if t == "order")]: self.outbox.append(("cancel", {"client_order_id": cid}, None))
-            self.count("kill_switch"); self.risk_snap.write(self.risk.snapshot())  # the switch stays tripped across a restart
+        if ks is not None: self.on_kill(ks, bar["ts"])
+        if self.account is not None: self.account_rows([bar["ts"]], [(equity, units * c, c)])
         self.peak = max(self.peak, equity)
         if self.last_equity: self.live_returns.append(equity / self.last_equity - 1)
         self.last_equity = equity
@@ -134,6 +135,13 @@ class ExecutionSteps:
         self.last_ts, self.last_bar, self.last_sent_ns = bar["ts"], bar, send_ns; self.count("bars"); self.processed += 1
         if self.halted: self.count("halted_bars")
         self.last_bar_ns = time.time_ns(); self.first_bar_ns = self.first_bar_ns or self.last_bar_ns
+
+    def on_kill(self, ks, ts:int):
+        "The kill switch tripped, on this book's drawdown or the account's (then one alert, naming the account, whichever book records it first): cancel every working order."
+        if ks.scope == "account": self.writer.add("alert", "critical", "kill_switch", "account", f"{ks.reason} at bar {str(np.datetime64(int(ts), 'ns'))[:19]}", once=True)
+        else: self.writer.add("alert", "critical", "kill_switch", self.who, ks.reason)
+        for cid in [*self.working, *(b["client_order_id"] for t, b, _ in self.outbox if t == "order")]: self.outbox.append(("cancel", {"client_order_id": cid}, None))
+        self.count("kill_switch"); self.risk_snap.write(self.risk.snapshot())  # the switch stays tripped across a restart
 
     def decide(self, probs:list):
         "Decide the next target from the last executed bar and its regime probabilities (flat from the next bar on once the kill switch has tripped)."
@@ -146,14 +154,20 @@ class ExecutionSteps:
 
 # %% ../nbs/12b_trading.ipynb #07f18d93
 @njit(cache=True)
-def quiet_run_nb(state, params, opens, closes, X, code, sstate, sparams, pending, peak, risk_peak, max_dd, last_close, last_eq, trade, before, out):
-    "Execute and decide bars in order while nothing happens that needs the service (an order, the drawdown limit); the number of bars run (state as before the bar it stopped at). `out` rows: cash, units, equity, target, close return, equity return, peak, drawdown."
+def quiet_run_nb(state, params, opens, closes, X, code, sstate, sparams, pending, peak, risk_peak, max_dd, last_close, last_eq, trade, before, out,
+                 A, own, acct_peak, acct_dd): # A: every book's equity at each bar (m × books, this book's column `own`; m × 0: a single book); the account's peak and limit
+    "Execute and decide bars in order while nothing happens that needs the service (an order, the drawdown limit, the account's); the number of bars run (state as before the bar it stopped at). `out` rows: cash, units, equity, target, close return, equity return, peak, drawdown."
     for j in range(len(closes)):
         before[:] = state
         if engine_step_nb(state, params, opens[j], closes[j], pending, 0.0, trade): state[:] = before; return j
         eq = state[S_CASH] + state[S_UNITS] * closes[j]
         risk_peak, tripped = drawdown_step_nb(risk_peak, eq, max_dd)  # the risk manager's own kill-switch rule
         if tripped: state[:] = before; return j
+        if A.shape[1]:
+            acct = 0.0
+            for b in range(A.shape[1]): acct += eq if b == own else A[j, b]  # in the books' order, as `AccountWatch.fold` adds them
+            acct_peak, tripped = drawdown_step_nb(acct_peak, acct, acct_dd)
+            if tripped: state[:] = before; return j
         pending = strategy_step_nb(code, sstate, sparams, X[j])
         if eq > peak: peak = eq
         out[j, 0], out[j, 1], out[j, 2], out[j, 3] = state[S_CASH], state[S_UNITS], eq, pending
@@ -176,7 +190,9 @@ class QuietStretches:
             p = probs.get(t)
             if p is None: break
             P.append(p)
-        m = len(P)
+        m, A = len(P), self.no_account
+        if self.account is not None and m >= 2:  # only as far as every other book is heard, and not past a bar of another book alone
+            k, A = self.account.stretch(np.array(q.peek_ts(m), dtype="int64")); m = min(m, k); A = np.ascontiguousarray(A[:m]); P = P[:m]
         if m < 2: return 0
         (ts, px, sent), P = q.stretch(m), np.array(P, dtype="float64")
         if P.ndim != 2: return 0  # regime vectors of two lengths (a model swap): bar by bar
@@ -189,7 +205,8 @@ class QuietStretches:
         for c, (name, k, j) in enumerate(self.inputs): X[:, c] = P[:, k] if k is not None else F[:, j] if j is not None else px[:, PRICE_COL[name]] if name in PRICE_COL else np.nan
         out = np.empty((m, 8))
         n = quiet_run_nb(self.state, self.params, opens, closes, X, self.stepper.code, self.stepper.state, self.stepper.params, self.pending_target, self.peak,
-                         self.risk.peak_equity or 0.0, self.risk.limits.max_drawdown, self.last_close or 0.0, self.last_equity or 0.0, self.trade, np.empty_like(self.state), out)
+                         self.risk.peak_equity or 0.0, self.risk.limits.max_drawdown, self.last_close or 0.0, self.last_equity or 0.0, self.trade, np.empty_like(self.state), out,
+                         A, self.account_col, self.risk.account_peak_equity or math.nan, self.risk.limits.account_dd_limit)
         if F is not None and n < m:
             self.feats.state[:] = f0; self.feats.n_bars = nb0
             if n: self.feats.update_rows(rows[:n])
@@ -205,6 +222,7 @@ class QuietStretches:
         self.bar_latency_ns.extend((now - sent[:n]).tolist())
         self.last_close, self.last_equity, self.peak = float(closes[n - 1]), float(o[-1, 2]), float(o[-1, 6])
         self.risk.on_equity(float(o[:, 2].max()), now); self.risk.on_equity(float(o[-1, 2]), now)  # the peak and the last equity, as bar by bar
+        if self.account is not None: self.account_rows(ts.tolist(), np.column_stack([o[:, 2], o[:, 1] * closes[:n], closes[:n]]).tolist()); self.account_ready()  # the kernel stopped before any bar that trips
         self.pending_target, self.probs_now = float(o[-1, 3]), P[n - 1].tolist()
         self.last_ts = self.decided_ts = int(ts[-1]); self.last_sent_ns = int(sent[n - 1])
         self.last_bar = dict(zip(BAR_FIELDS, (self.last_ts, *px[n - 1].tolist())))
@@ -342,18 +360,14 @@ class MessageFlow:
     "How messages become steps: bars queued and regimes filed as they arrive, the two steps alternated as far as the data allows, the end of the replay noticed."
     def on_message(self, m):
         "Queue the bars and file the regime probabilities a message carries (both streams arrive in order), then advance as far as they allow."
+        if m.topic.startswith("account."): self.on_account(m); self.advance(); self.check_done(); return  # another book's equity: no peer of ours
         self.monitor.observe(m.source, m.recv_ns)  # any message is a sign of life, not only heartbeats
         if m.topic.startswith("bar."):
             cols = bar_columns_from_body(m.body)
             if cols is None: self.count("bad_messages"); return
             self.queue.append(cols, m.send_ns, self.last_ts)
         elif m.topic.startswith("regime."):
-            items = regimes_from_body(m.body)
-            if items is None: self.count("bad_messages"); return
-            self.on_version(m.body.get("version"))
-            for t, p in items:
-                if t > self.decided_ts: self.probs[t] = p
-            self.probs_max_ts = max(self.probs_max_ts, items[-1][0])
+            if not self.file_regimes(m.body): return
             self.hop_ns.append(m.recv_ns - m.send_ns)
         elif m.topic.startswith("eof."):
             self.eof_from.add(m.source)
@@ -364,13 +378,27 @@ class MessageFlow:
         if self.n_msgs % 5000 == 0:  # now and then, drop regimes whose bar was lost (e.g. missed while restarting)
             for t in [t for t in self.probs if t <= self.decided_ts]: self.probs.pop(t)
 
+    def file_regimes(self, body) -> bool:
+        "File the regime probabilities of a `regime.` body (from the stream or an answer) for the bars not yet decided; False if it is malformed."
+        items = regimes_from_body(body)
+        if items is None: self.count("bad_messages"); return False
+        self.on_version(body.get("version"))
+        for t, p in items:
+            if t > self.decided_ts: self.probs[t] = p
+        self.probs_max_ts = max(self.probs_max_ts, items[-1][0])
+        return True
+
     def advance(self):
         "Alternate the two steps as far as the data allows: decide the last executed bar once its regime is here; execute the next bar once the last one is decided."
         while True:
             if self.decided_ts < self.last_ts:
+                if self.account is not None and not self.account_ready(): return  # held until every book is heard past this bar
                 p = self.probs.pop(self.last_ts, None)
                 if p is not None: self.decide(p)
-                elif self.probs_max_ts > self.last_ts: self.decided_ts = self.last_ts; self.count("undecided")  # its regime was lost (regimes arrive in order): the old target stands
+                elif self.probs_max_ts > self.last_ts:  # its regime was lost on the way (regimes arrive in order): ask for it once
+                    if self.asking is not None: return  # held until the answer
+                    if self.asked_hole != self.last_ts and self.ask_regimes(): self.asked_hole = self.last_ts; return
+                    self.decided_ts = self.last_ts; self.count("undecided")  # the prediction service has it not either: the old target stands
                 else: return
             if not self.queue or self.held(): return
             if self.run_quiet(): continue
@@ -379,8 +407,9 @@ class MessageFlow:
 
     def check_done(self):
         "Once every bar and every regime has arrived and no bar is held for the broker, what is left can never be completed: count it, and the replay is done."
-        if set(self.peers("feed", "prediction")) <= self.eof_from and not self.done and not self.held():
+        if set(self.peers("feed", "prediction")) <= self.eof_from and not self.done and not self.held() and not self.account_held():
             self.done = True; self.count("unmatched", len(self.queue) + len(self.probs)); self.queue.clear(); self.probs.clear()
+            if self.account is not None: self.account.done.add(self.cfg.book); self.account_dirty = True  # the other books need not wait for this one
 
     def stats(self):
         "The service's figures for the supervisor and a late joiner: latency, equity, regime, halts, whether it is done."
@@ -391,6 +420,152 @@ class MessageFlow:
                     equity=self.cash + self.units * (self.last_close or 0), units=self.units, last_ts=self.last_ts, halted=self.halted,
                     broker_down=self.broker_down, done=self.done and settled, killed=self.risk.killed, write_errors=self.writer.errors,
                     regime=self.regime_now(), blocked=dict(self.blocked), undecided=self.counts.get("undecided", 0), gaps=self.sub.gaps if self.sub is not None else 0)
+
+# %% ../nbs/12b_trading.ipynb #901dfc85
+ACCOUNT_ROWS = 32  # every `account.<book>` message repeats the book's last this many bars, so a listener that joined late or restarted misses none
+
+def account_body(rows:list, # (ts, equity, notional, close) of the book's last bars, oldest first
+                 done:bool, # the book's replay has ended: nobody need wait for it
+                 prev:int=-1): # the book's bar before the first of `rows` (-1: none), so a listener tells when it missed some
+    "The body of an `account.<book>` message: timestamps, then equity, notional and close as raw float64."
+    return dict(ts=[int(r[0]) for r in rows], x=np.array([r[1:] for r in rows], dtype="float64").reshape(len(rows), 3).tobytes(), done=bool(done), prev=int(prev))
+
+def account_from_body(body) -> tuple|None:
+    "`(ts, n × 3 array of equity, notional, close, done, prev)` from an `account.` body, or None if it is not well formed."
+    if not isinstance(body, dict) or not isinstance(body.get("done"), bool) or type(body.get("prev")) is not int: return None
+    ts, x = body.get("ts"), body.get("x")
+    if not (isinstance(ts, list) and _all_ints(ts) and isinstance(x, bytes) and len(x) == 24 * len(ts)): return None
+    return ts, np.frombuffer(x, "float64").reshape(len(ts), 3), body["done"], body["prev"]
+
+# %% ../nbs/12b_trading.ipynb #547418f4
+class AccountWatch:
+    "The account as one of its books sees it: every book's equity, notional and close by bar (its own as it trades, the others' from the bus), folded into the account's equity on every bar any book has, in time order, once every book is heard past it."
+    def __init__(self, book:str, books, # this book's symbol; every book's
+                 equity:dict, # each book's equity before the first bar heard here (NaN: unknown, as after a restart)
+                 through:int=-1, # the account is folded up to this bar time already (a restart)
+                 keep:int=512): # bars kept per book beyond those not yet folded (the account's VaR window)
+        self.book, self.books, self.keep, self.through = book, sorted(books), keep, int(through)
+        self.rows = {b: [] for b in self.books}  # (ts, equity, notional, close), oldest first
+        self.pos = {b: 0 for b in self.books}  # each book's first row not folded yet
+        self.cur = {b: float(equity.get(b, math.nan)) for b in self.books}  # each book's equity at the last folded bar
+        self.last_ts, self.done, self.gaps = {b: -1 for b in self.books}, set(), 0  # newest bar heard per book; books whose replay ended; rows lost
+
+    def add(self, book:str, ts, x, done:bool=False, prev:int=-1):
+        "File a book's bars (`ts`; rows of equity, notional, close), oldest first, `prev` its bar before them; bars already heard are ignored (every message repeats some)."
+        r, last = self.rows[book], self.last_ts[book]
+        new = [i for i, t in enumerate(ts) if t > last]
+        if prev > max(last, self.through): self.gaps += 1  # bars of that book the account needed were never heard
+        for i in new: r.append((int(ts[i]), float(x[i][0]), float(x[i][1]), float(x[i][2])))
+        if new: self.last_ts[book] = r[-1][0]
+        if done: self.done.add(book)
+        if len(r) > 2 * self.keep + 64:
+            cut = min(self.pos[book], len(r) - self.keep); del r[:cut]; self.pos[book] -= cut
+
+    def heard_through(self, others:bool=False) -> float:
+        "The bar time through which every book (every other book) is heard; inf once all have ended."
+        return min((math.inf if b in self.done else self.last_ts[b] for b in self.books if not (others and b == self.book)), default=math.inf)
+
+    def fold(self) -> list:
+        "The account's (ts, equity) on every bar any book has, after the last fold and up to where every book is heard; summed in the books' order, so every book gets the same figures."
+        W, out, rows, pos, cur = self.heard_through(), [], self.rows, self.pos, self.cur
+        while True:
+            u = min((rows[b][pos[b]][0] for b in self.books if pos[b] < len(rows[b])), default=None)
+            if u is None or u > W: return out
+            for b in self.books:
+                r = rows[b]
+                while pos[b] < len(r) and r[pos[b]][0] == u: cur[b] = r[pos[b]][1]; pos[b] += 1
+            if u > self.through: out.append((u, sum(cur[b] for b in self.books))); self.through = u
+
+# %% ../nbs/12b_trading.ipynb #4402a4bc
+@patch_to(AccountWatch)
+def stretch(self, ts:np.ndarray) -> tuple[int, np.ndarray]:
+    "How many of this book's next bars `ts` a quiet stretch may run (every other book heard past them, none with a bar between them the account must see first), and each book's equity at each (m × books; this book's column NaN)."
+    n = int(np.searchsorted(ts, self.heard_through(others=True), "right"))
+    A = np.full((len(ts), len(self.books)), np.nan)
+    for j, b in enumerate(self.books):
+        if b == self.book: continue
+        r = self.rows[b][max(self.pos[b] - 1, 0):]
+        bt, be = np.array([x[0] for x in r], dtype="int64"), np.array([x[1] for x in r])
+        extra = bt[(bt > self.through) & ~np.isin(bt, ts)]  # a bar of that book alone: the account must see it in order
+        if len(extra): n = min(n, int(np.searchsorted(ts, extra[0], "left")))
+        i = np.searchsorted(bt, ts, "right") - 1
+        A[:, j] = np.where(i >= 0, be[np.maximum(i, 0)] if len(be) else np.nan, self.cur[b])  # before its first row kept: its equity at the last bar folded
+    return n, A
+
+@patch_to(AccountWatch)
+def view(self, asof:int) -> AccountState:
+    "The account as of bar `asof`, for the account's VaR: its equity, the other books' notionals, the books' joint returns on the bars every book has (this book first)."
+    order = [self.book] + [b for b in self.books if b != self.book]
+    at = {b: [x for x in self.rows[b] if x[0] <= asof] for b in self.books}
+    eq = sum(at[b][-1][1] if at[b] else self.cur[b] for b in self.books)
+    common = sorted(set.intersection(*(set(x[0] for x in at[b]) for b in order)))
+    close = {b: {x[0]: x[3] for x in at[b]} for b in order}
+    C = np.array([[close[b][t] for b in order] for t in common], dtype="float64").reshape(len(common), len(order))
+    return AccountState(float(eq), tuple(at[b][-1][2] if at[b] else 0.0 for b in order[1:]), C[1:] / C[:-1] - 1 if len(C) > 1 else np.empty((0, len(order))))
+
+# %% ../nbs/12b_trading.ipynb #2876922f
+class AccountLimits:
+    "A book of several: its bars published for the other books, theirs heard, the account's kill switch followed bar by bar; in a replay a bar is decided only once every book is heard past it."
+    def account_rows(self, ts:list, rows:list):
+        "File this book's executed bars (rows of equity, notional, close) in the account and queue them for the other books."
+        self.account.add(self.cfg.book, ts, rows); self.account_new += [(t, *r) for t, r in zip(ts, rows)]; self.account_dirty = True
+
+    def on_account(self, m):
+        "File another book's bars from its `account.<book>` message; a malformed one, or one of no other book of this account, is counted and dropped."
+        book, got = m.topic[len("account."):], account_from_body(m.body)
+        if self.account is None or got is None or book == self.cfg.book or book not in self.account.rows: self.count("bad_messages"); return
+        gaps = self.account.gaps
+        self.account.add(book, *got)
+        if self.account.gaps > gaps: self.count("account_gaps"); self.log.warning("bars of book %s before %s never heard: the account's equity there is its last known", book, got[0][:1])
+
+    def account_held(self) -> bool:
+        "In a replay: whether the last bar waits to be decided until every other book is heard past it, so the account's limits act on the bar they would act on live."
+        return self.account is not None and self.replaying and self.decided_ts < self.last_ts and self.account.heard_through() < self.last_ts
+
+    def account_ready(self) -> bool:
+        "Fold the account as far as every book is heard, its kill switch on the way (the risk manager's `on_account_equity`); whether the last bar may be decided now."
+        for ts, eq in self.account.fold():
+            ks = self.risk.on_account_equity(eq, time.time_ns())
+            if ks is not None: self.on_kill(ks, ts)
+        return not self.account_held()
+
+    def account_message(self) -> tuple|None:
+        "The `account.<book>` message to publish: the new bars after the last `ACCOUNT_ROWS` again; None when nothing is new and one went out within a second."
+        now = time.monotonic_ns()
+        if not self.account_dirty and now - self.account_pub_ns < 1_000_000_000: return None
+        rows = [*self.account_sent, *self.account_new]
+        body, drop = account_body(rows, self.done, self.account_prev), len(rows) - ACCOUNT_ROWS
+        if drop > 0: self.account_prev = rows[drop - 1][0]
+        self.account_sent.extend(self.account_new); self.account_new, self.account_dirty, self.account_pub_ns = [], False, now
+        return f"account.{self.cfg.book}", body
+
+    def publish_account(self):
+        "Publish `account_message` when there is one."
+        if (m := self.account_message()) is not None: self.pub.publish(*m)
+
+# %% ../nbs/12b_trading.ipynb #04bfaa6f
+class RegimeRecovery:
+    "Regimes lost on the way are asked for, not left undecided: the prediction service answers from its log of what it published."
+    def ask_regimes(self) -> bool:
+        "Ask the prediction service for every regime after the last bar decided (one request in flight); False if there is no one to ask (no socket)."
+        if self.regime_client is None: return False
+        if self.asking is None: self.asking = self.regime_client.send("since", {"after": self.decided_ts}); self.count("regimes_asked")
+        return True
+
+    def watch_regimes(self) -> bool:
+        "Ask when the prediction service shows a new session; file the answers (their regimes, and its end of stream). Whether an answer came."
+        if self.regime_client is None or self.sub is None: return False
+        src = self.peers("prediction")[0]
+        if (s := self.sub.sessions.get(src)) is not None and s != self.pred_session and self.asking is None: self.pred_session = s; self.ask_regimes()
+        got = False
+        for _, _, _, rep in self.regime_client.replies():
+            self.asking, got = None, True
+            if rep.topic == ERROR_TOPIC: self.count("regimes_ask_errors"); self.log.warning("since: %s", rep.body.get("error")); continue
+            for topic, body in rep.body.get("messages", []):
+                if topic.startswith("eof."): self.eof_from.add(src)
+                else: n = len(self.probs); self.file_regimes(body) and self.count("regimes_recovered", len(self.probs) - n)  # those the stream had not brought
+        if self.regime_client.expired: self.regime_client.expired.clear(); self.asking, got = None, True  # unanswered: the held bar is undecided
+        return got
 
 # %% ../nbs/12b_trading.ipynb #09c8ffa0
 class Recovery:
@@ -406,6 +581,7 @@ class Recovery:
             if self.feats is not None and snap.get("features") is not None: self.feats = type(self.feats).restore(snap["features"])
         if risk is not None:
             if snap is not None and math.isfinite(self.peak): risk["peak_equity"] = max(risk["peak_equity"] or -math.inf, self.peak)  # the kill switch's peak as of the last message, not of the last risk snapshot
+            if (snap or {}).get("account") and snap["account"]["peak"] is not None: risk["account_peak_equity"] = max(risk.get("account_peak_equity") or -math.inf, snap["account"]["peak"])  # the account's, likewise
             self.risk.restore(risk)
         with self.store.transaction():  # orders journaled before a crash are on record before anything is resolved
             replayed = sum(record_intent(self.store, r) for r in self.journal.read())
@@ -416,6 +592,10 @@ class Recovery:
             self.ledger.apply(Fill(r.broker_trade_id, r.client_order_id, r.symbol, 1 if r.side in (1, "buy") else -1, r.qty, r.price, r.fee, r.ts_ns, r.seq or 0))
             self.fill_seq = max(self.fill_seq, int(r.seq or 0))
         self.adopt_ledger()
+        if self.account is not None and snap is not None:  # the account resumes where this book left it; the other books' equity is unknown until they are heard
+            a = self.account
+            a.through, a.last_ts[self.cfg.book] = (snap.get("account") or {}).get("through", self.last_ts), self.last_ts
+            a.cur = {b: math.nan for b in a.books} | {self.cfg.book: self.cash + self.units * (self.last_close or 0.0)}
 
     def reconcile(self):
         "Book the fills the broker made while we were down; resolve open orders by client order id (never resent under a new one)."
@@ -440,11 +620,12 @@ class Recovery:
     def save(self, risk:bool=False):
         "Snapshot the strategy state, the pending target, both cursors and the equity peak (every message); the risk manager every two seconds or when asked (it is larger)."
         self.snap.write(dict(strategy=self.stepper.state.tolist(), pending=self.pending_target, last_ts=self.last_ts, decided_ts=self.decided_ts,
-                             last_bar=self.last_bar, probs=self.probs_now, peak=self.peak, features=self.feats.snapshot() if self.feats is not None else None))
+                             last_bar=self.last_bar, probs=self.probs_now, peak=self.peak, features=self.feats.snapshot() if self.feats is not None else None,
+                             account=dict(through=self.account.through, peak=self.risk.account_peak_equity) if self.account is not None else None))
         if risk or time.monotonic() - self.risk_saved > 2.0: self.risk_snap.write(self.risk.snapshot()); self.risk_saved = time.monotonic()
 
 # %% ../nbs/12b_trading.ipynb #5cb52637
-class TradingService(ExecutionSteps, QuietStretches, OrderDesk, LimitOrderRule, ServiceWatch, MessageFlow, Recovery, Service):
+class TradingService(ExecutionSteps, QuietStretches, OrderDesk, LimitOrderRule, ServiceWatch, MessageFlow, RegimeRecovery, AccountLimits, Recovery, Service):
     "Per bar: execute (engine step → risk → store → broker, pipelined) on arrival; decide (strategy step) when its regime arrives."
     name, upstream, drain_bars = "trading", ("feed", "prediction"), False  # drain up to 64 messages whatever they carry: their orders share one journal record
     def __init__(self, cfg:LiveConfig):
@@ -457,7 +638,8 @@ class TradingService(ExecutionSteps, QuietStretches, OrderDesk, LimitOrderRule, 
         sys.setswitchinterval(0.0005)  # the writer thread hands the GIL back within half a millisecond, not the default 5 ms
         self.snap, self.risk_snap = SnapshotFile(Path(cfg.run_dir)/"trading.snapshot"), SnapshotFile(Path(cfg.run_dir)/"risk.snapshot")
         self.journal = IntentJournal(Path(cfg.run_dir)/"trading.intents", sync=cfg.durability == "full")
-        self.broker = self.orders = None  # connected by `open`: the broker for restart reconciliation and rare calls; the pipelined client of the hot path
+        self.broker = self.orders = self.regime_client = None  # connected by `open`: the broker for restart reconciliation and rare calls; the pipelined client of the hot path; the prediction service's, to ask for missed regimes
+        self.asking = self.asked_hole = self.pred_session = None  # a `since` request in flight; the bar whose missing regime was asked for; the prediction service's session last asked
         self.strategy, self.sym_json = make_strategy(cfg.strategy), json.dumps(cfg.symbol)
         self.stepper = self.strategy.stepper()
         from regime_nb.features import FeatureEngine
@@ -481,6 +663,10 @@ class TradingService(ExecutionSteps, QuietStretches, OrderDesk, LimitOrderRule, 
         self.first_bar_ns = self.last_bar_ns = self.probs_now = None
         self.last_close, self.halted, self.peak, self.risk_saved, self.n_msgs, self.blocked = None, [], -math.inf, 0.0, 0, {}  # blocked: decisions refused, by the check that refused them
         self.monitor = HeartbeatMonitor(cfg.heartbeat_ms, expect=self.peers("feed", "features", "prediction"))
+        books = [cfg.book, *cfg.siblings()]  # one of several books: the account's limits need the others' equity (from the bus)
+        self.account = AccountWatch(cfg.book, books, {b: cfg.init_cash for b in books}) if len(books) > 1 else None
+        self.account_col, self.no_account = self.account.books.index(cfg.book) if self.account is not None else -1, np.empty((0, 0))
+        self.account_new, self.account_sent, self.account_prev, self.account_dirty, self.account_pub_ns, self.account_sub = [], deque(maxlen=ACCOUNT_ROWS), -1, False, 0, None
         self.restore()
         if self.snap.read() is None: self.warm_history()
         self.warm_up()
@@ -500,7 +686,7 @@ class TradingService(ExecutionSteps, QuietStretches, OrderDesk, LimitOrderRule, 
         st = self.strategy.stepper(); st.update([0.5 if k is not None else 1.0 for _, k, _ in self.inputs])
         if self.feats is not None: type(self.feats).restore(self.feats.snapshot()).update_rows(np.ones((2, len(self.feats.inputs))))
         quiet_run_nb(self.state.copy(), self.params, np.ones(2), np.ones(2), np.full((2, len(self.inputs)), 0.5), st.code, st.state, st.params, np.nan, 0.0, 0.0, 0.25,
-                     0.0, 0.0, np.zeros(8), np.empty_like(self.state), np.empty((2, 8)))
+                     0.0, 0.0, np.zeros(8), np.empty_like(self.state), np.empty((2, 8)), np.full((2, 2), 1.0) if self.account is not None else self.no_account, 0, math.nan, 0.25)
 
     def warm_history(self):
         "Run the strategy and its own features over the bars before the first one replayed, so the live strategy starts where the backtest of the whole history is (a moving average full, a position open); the pending target stays unset, as in that backtest."
@@ -542,8 +728,17 @@ class TradingService(ExecutionSteps, QuietStretches, OrderDesk, LimitOrderRule, 
         super().open()
         self.broker = RemoteBroker(self.cfg.endpoints["broker"], timeout_ms=2000, retries=2, **self.cfg.link("client"))
         self.orders = AsyncClient(self.cfg.endpoints["broker"], timeout_ms=1000, retries=5, source="trading", **self.cfg.link("client"))
+        self.regime_client = AsyncClient(self.cfg.endpoints["predict"], timeout_ms=1000, retries=10, source="trading", **self.cfg.link("client"))
         self.reconcile()
-    def sockets(self): return [self.orders.sock]
+        if self.account is not None:  # the other books' equity, on a stream of its own (they are not peers whose silence halts this book)
+            eps = list(self.cfg.siblings().values())
+            self.account_sub = Subscriber(eps[0], topics=("account.",), ctx=self.ctx, **self.cfg.link("client"))
+            for e in eps[1:]: self.account_sub.sock.connect(check_endpoint(e, self.cfg.allow_remote))
+    def sockets(self): return [self.orders.sock, self.regime_client.sock] + ([self.account_sub.sock] if self.account_sub is not None else [])
+    def send(self, out:list):
+        "The broker's requests (`OrderDesk.send`), then this book's new bars for the other books."
+        OrderDesk.send(self, out)
+        if self.account is not None: self.publish_account()
 
     def handle(self, msgs:list) -> list:
         "Bars and regimes in; the requests for the broker out (orders with the bars that fill them), their decisions and intents journaled first in one record."
@@ -555,12 +750,20 @@ class TradingService(ExecutionSteps, QuietStretches, OrderDesk, LimitOrderRule, 
         "Watch the peers, book the broker's answers; with limit orders, an answer releases the bars held for it."
         self.watch_peers(time.time_ns())
         self.on_replies()
+        if self.watch_regimes(): self.advance(); self.check_done(); self.send(self.take_outbox())
+        if self.account_sub is not None:
+            msgs = []
+            while len(msgs) < 64 and (m := self.account_sub.recv(timeout_ms=0)) is not None: msgs.append(m)
+            if msgs: self.send(self.handle(msgs)); self.after(msgs)
+            self.publish_account()
         if self.limit and self.queue and not self.held(): self.advance(); self.check_done(); self.send(self.take_outbox())
     def after(self, msgs):
         if self.processed: self.save(); self.processed = 0
     def shutdown(self):
         if self.orders is not None: self.on_replies()
         self.save(); self.risk_snap.write(self.risk.snapshot()); self.writer.close()
+        if self.account_sub is not None: self.account_sub.close()
         if self.orders is not None: self.orders.close()
+        if self.regime_client is not None: self.regime_client.close()
         if not self.writer.errors: self.journal.clear()
         self.journal.close()

@@ -1,6 +1,7 @@
 """Several symbols traded as books of one account: one set of services per book, one broker, one store.
 Each book equals its own backtest; the broker's account is the books' sum; kill -9 across the books loses nothing."""
 import re, threading
+import numpy as np
 import pytest
 from regime_nb.broker import RemoteBroker
 from regime_nb.supervisor import Supervisor, parity_check
@@ -91,3 +92,43 @@ def test_the_cli_applies_the_settings_file_and_runs_the_limit_rule(cli, tmp_path
     assert r.returncode == 2 and "need --execution limit" in r.stderr, r.stderr[-500:]
     r = cli(*base, "--execution", "limit", "--limit-timeout-bars", "0")
     assert r.returncode == 2 and "timeout_bars=0: expected an integer >= 1" in r.stderr, r.stderr[-500:]
+
+def backtest_equity(cfg) -> "pd.Series":
+    "The backtest's equity of one book over its replayed bars (what the book trades until a limit stops it)."
+    from regime_nb.backtest import backtest
+    from regime_nb.features import compute_features
+    from regime_nb.live import model_spec, replay_bars
+    from regime_nb.registry import Registry
+    from regime_nb.strategies import make_inputs, make_strategy
+    bars, first = replay_bars(cfg)
+    with Registry(cfg.registry) as reg: model = reg.load(cfg.model_alias)
+    strat = make_strategy(cfg.strategy)
+    tg = strat.targets(make_inputs(bars, None, model.predict_proba(compute_features(bars, model_spec(cfg))), strategy=strat))
+    return backtest(bars.iloc[first:], tg.iloc[first:], costs_bps=cfg.costs_bps, slippage_bps=cfg.slippage_bps, init_cash=cfg.init_cash, benchmark=False).equity
+
+def test_the_accounts_drawdown_trips_the_kill_switch_in_every_book(tmp_path, registry):
+    "Limits from the data: each book's own limit above its worst drawdown, the account's under the account's worst; both books pull out at the bar the account crosses it."
+    import pandas as pd
+    from test_live import PERMISSIVE
+    base = cfg_for(tmp_path, registry, books=BOOKS)
+    eq = pd.DataFrame({s: backtest_equity(base.book_config(s)) for s in BOOKS}).ffill()
+    dd = lambda e: 1 - e / e.cummax()
+    acct_dd, worst_book = dd(eq.sum(axis=1)), max(float(dd(eq[s]).max()) for s in BOOKS)
+    book_lim, acct_lim = worst_book + 0.01, 0.9 * float(acct_dd.max())
+    assert 0.02 < acct_lim < worst_book < book_lim < 1, (acct_lim, worst_book)
+    trip = acct_dd.index[np.argmax(acct_dd.to_numpy() >= acct_lim - 1e-9)]
+    assert all(float(dd(eq[s]).loc[:trip].max()) < book_lim for s in BOOKS)  # neither book near its own limit by then
+    cfg = cfg_for(tmp_path, registry, books=BOOKS, risk=dict(PERMISSIVE, max_drawdown=book_lim, account_max_drawdown=acct_lim))
+    sup = Supervisor(cfg, out=quiet)
+    sup.run(240)
+    assert all(t.get("done") and t.get("killed") for t in sup.trading()) and not sup.restarts, (sup.trading(), sup.restarts)
+    st = Store(cfg.store)
+    a = st.alerts(); k = a[a.kind == "kill_switch"]
+    assert k.service.tolist() == ["account"], a[["service", "kind", "message"]].values.tolist()  # once, naming the account
+    assert k.message.iloc[0].startswith("account drawdown") and f"at bar {trip.strftime('%Y-%m-%dT%H:%M:%S')}" in k.message.iloc[0], (k.message.iloc[0], trip)
+    for s in BOOKS:
+        live = st.query_df("SELECT ts_ns, equity FROM equity WHERE book = ? ORDER BY ts_ns", (s,))
+        live = pd.Series(live.equity.to_numpy(), index=pd.to_datetime(live.ts_ns, utc=True))
+        assert float((live.loc[:trip] - eq[s].reindex(live.loc[:trip].index)).abs().max()) <= 1e-9, s  # its backtest until the account stops it
+        assert st.position(s)["qty"] == pytest.approx(0.0, abs=1e-12), s  # then flat
+        assert float(dd(live).max()) < book_lim, s

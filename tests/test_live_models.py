@@ -77,12 +77,13 @@ def start(cfg):
     return tap, sup, th, res
 
 def expected(cfg, reg_path, *versions):
-    "Replayed bar times, which have finite features, and each version's batch `predict_proba` on the features the service saw (from the first replayed bar)."
+    "Replayed bar times, which have finite features, and each version's batch `predict_proba` over the whole history (the service's filters are warmed on the bars before the replay), from the first replayed bar."
     bars, first = replay_bars(cfg)
-    X = compute_features(bars, model_spec(cfg)).iloc[first:]
+    XA = compute_features(bars, model_spec(cfg))
+    X = XA.iloc[first:]
     ts = X.index.as_unit("ns").asi8
     finite = np.isfinite(X.to_numpy()).all(1)
-    with Registry(reg_path) as reg: P = {v: reg.load(v).predict_proba(X).to_numpy() for v in versions}
+    with Registry(reg_path) as reg: P = {v: reg.load(v).predict_proba(XA).to_numpy()[first:] for v in versions}
     return ts, finite, P
 
 def predictions(cfg):
