@@ -644,7 +644,7 @@ class JournaledBroker:
     MUTATORS = ("submit", "cancel", "on_bar", "on_quote")
     def __init__(self, broker, path):
         self.broker, self.path = broker, Path(path)
-        self.replayed, self.last_bar = 0, {}  # symbol -> ts_ns of the last bar applied
+        self.replayed, self.last_bar, self.bars = 0, {}, 0  # symbol -> ts_ns of the last bar applied; bars applied (all symbols, replayed ones too)
         if self.path.exists():
             for line in self.path.read_text().splitlines():
                 try: rec = json.loads(line)
@@ -654,7 +654,7 @@ class JournaledBroker:
     def _apply(self, m, a):
         from regime_nb.broker import Order
         if m == "submit": return self.broker.submit(Order.from_dict(a[0]))
-        if m == "on_bar": self.last_bar[a[0]] = a[5]
+        if m == "on_bar": self.last_bar[a[0]] = a[5]; self.bars += 1
         return getattr(self.broker, m)(*a)
     def __getattr__(self, name):
         attr = getattr(self.broker, name)
@@ -662,7 +662,7 @@ class JournaledBroker:
         def call(*a):
             args = [a[0].to_dict()] if name == "submit" else list(a)
             self.f.write(json.dumps({"m": name, "a": args}) + "\n"); self.f.flush()  # survives the process, not the machine
-            if name == "on_bar": self.last_bar[a[0]] = a[5]
+            if name == "on_bar": self.last_bar[a[0]] = a[5]; self.bars += 1
             return attr(*a)
         return call
 

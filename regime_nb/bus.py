@@ -237,15 +237,16 @@ class Server:
         self.handled += 1
         return ids + out
 
-    def handle(self, timeout_ms:int=0) -> int:
-        "Wait up to `timeout_ms` for requests, answer all that are pending; return how many."
+    def handle(self, timeout_ms:int=0, most:int|None=None) -> int:  # most: answer at most this many (a loop with other work to do, e.g. heartbeats)
+        "Wait up to `timeout_ms` for requests, answer all that are pending (or `most`); return how many."
         n = 0
         if not self.sock.poll(timeout_ms): return 0
-        while True:
+        while most is None or n < most:
             try: frames = self.sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again: return n
             out = self._reply(frames)
             if out is not None: self.sock.send_multipart(out); n += 1
+        return n
 
     def run(self, stop, poll_ms:int=100):
         "Serve until `stop()` (a callable or a `threading.Event`) is true."
@@ -540,12 +541,21 @@ class HeartbeatMonitor:
         self.misses = misses
         t = time.time_ns() if now_ns is None else now_ns
         self.last = {p: t for p in expect}  # peer -> last beat (ns)
+        self.excused, self.checked_ns = {}, None  # peer -> our own pauses since its last beat (ns); when we last looked
 
     def observe(self, source:str, now_ns:int|None=None):
         "Record a beat from `source`."
         self.last[source] = time.time_ns() if now_ns is None else now_ns
+        self.excused.pop(source, None)
+
+    def silent_ns(self, peer:str, now_ns:int) -> int:
+        "How long `peer` has been silent while we were listening (our own pauses excused)."
+        return now_ns - self.last[peer] - self.excused.get(peer, 0)
 
     def silent(self, now_ns:int|None=None) -> list:
-        "Peers with no beat for more than `misses` intervals."
+        "Peers with no beat for more than `misses` intervals; a pause of our own longer than an interval between two looks (we were frozen or starved) is not held against them."
         now = time.time_ns() if now_ns is None else now_ns
-        return sorted(p for p, t in self.last.items() if now - t > self.misses * self.interval_ns)
+        if self.checked_ns is not None and (away := now - self.checked_ns) > self.interval_ns:
+            for p in self.last: self.excused[p] = self.excused.get(p, 0) + away  # their beats are queued, unread: not silence
+        self.checked_ns = now
+        return sorted(p for p in self.last if self.silent_ns(p, now) > self.misses * self.interval_ns)

@@ -25,7 +25,7 @@ __all__ = ['DURABILITY', 'EXECUTIONS', 'SYMBOL_RE', 'PUBLISHERS', 'TICK_COLUMNS'
 DURABILITY = ("full", "process")
 EXECUTIONS = ("market", "limit")
 SYMBOL_RE = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")  # a symbol names a folder and a topic part
-PUBLISHERS = ("feed", "features", "predictions", "trading")  # the endpoints services publish on; each has a `<name>_snapshot` endpoint for late joiners
+PUBLISHERS = ("feed", "features", "predictions", "trading", "broker_pub")  # the endpoints services publish on (the broker: its heartbeats and stats); each has a `<name>_snapshot` endpoint for late joiners
 
 def free_endpoint(host:str="127.0.0.1") -> str:
     "A tcp endpoint on `host` with a port that is free right now."
@@ -82,7 +82,8 @@ class LiveConfig:
     slippage_bps: float = 0.0
     init_cash: float = 1.0
     risk: dict = field(default_factory=dict)  # RiskLimits overrides
-    heartbeat_ms: int = 500  # a peer silent for 3 intervals halts new risk
+    heartbeat_ms: int = 500  # a peer silent for 3 intervals halts new risk, and the supervisor alerts
+    frozen_restart_s: float = 30.0  # a process silent (frozen, hung) this long is killed and restarted like a crashed one; 0: alert only
     endpoints: dict = field(default_factory=dict)  # feed, features, predictions, trading, broker
     feature_spec: dict | None = None  # default: the champion model's spec from the registry
     market_store: str = ""  # bars and predictions (SQLite, synchronous=NORMAL); default: `<store>.market.sqlite` beside the store
@@ -119,7 +120,10 @@ class LiveConfig:
         if not isinstance(self.risk, dict) or (unknown := sorted(set(self.risk) - {f.name for f in fields(RiskLimits)})):
             raise RegimeNbError(f"live config risk={self.risk!r}: " + (f"unknown limits {unknown}" if isinstance(self.risk, dict) else "expected {limit: value}") + f"; limits: {', '.join(f.name for f in fields(RiskLimits))}")
         RiskLimits(**self.risk)  # a bad value is an error naming it now, not in the trading service
-        for k in ("feed", "features", "predictions", "trading", "broker", "predict", *(f"{s}_snapshot" for s in PUBLISHERS)) + (("ingest",) if self.data == "relay" else ()):
+        fr, hb_s = self.frozen_restart_s, self.heartbeat_ms / 1e3
+        if isinstance(fr, bool) or not isinstance(fr, (int, float)) or not (fr == 0 or fr > 3 * hb_s):
+            raise RegimeNbError(f"live config frozen_restart_s={fr!r}: expected 0 (alert only) or seconds > 3 heartbeat intervals ({3 * hb_s:g} s), so a frozen process is alerted before it is restarted")
+        for k in (*PUBLISHERS, "broker", "predict", *(f"{s}_snapshot" for s in PUBLISHERS)) + (("ingest",) if self.data == "relay" else ()):
             if k not in self.endpoints: self.endpoints[k] = local_endpoint(Path(self.run_dir)/"sockets", k)
             check_endpoint(self.endpoints[k], self.allow_remote)
         for s in self.books:  # each book's trading service publishes its equity there for the other books (the account's limits)
@@ -140,7 +144,7 @@ class LiveConfig:
     def book_config(self, symbol:str) -> LiveConfig:
         "The config of one book's services: its data, run folder and sockets; the account's stores, registry and broker; an equal share of the cash."
         if symbol not in self.books: raise RegimeNbError(f"no book {symbol!r}; books: {', '.join(self.books) or 'none'}")
-        ep = {"broker": self.endpoints["broker"], "trading": self.endpoints[f"trading.{symbol}"], **{f"trading.{s}": self.endpoints[f"trading.{s}"] for s in self.books if s != symbol}}
+        ep = {k: self.endpoints[k] for k in ("broker", "broker_pub", "broker_pub_snapshot")} | {"trading": self.endpoints[f"trading.{symbol}"], **{f"trading.{s}": self.endpoints[f"trading.{s}"] for s in self.books if s != symbol}}
         return replace(self, run_dir=str(Path(self.run_dir)/"books"/symbol), data=self.books[symbol], symbol=symbol, book=symbol, books={},
                        init_cash=self.init_cash / len(self.books), endpoints=ep)
     def siblings(self) -> dict:
@@ -401,9 +405,9 @@ class Service:
         "Publish what `handle` returned."
         for topic, body, event_ns in out: self.pub.publish(topic, body, event_ns=event_ns)
     def drain(self) -> list:
-        "The messages queued now, oldest first: up to `drain_msgs`, about `cfg.batch` bars, or through an end of stream."
+        "The messages queued now, oldest first: up to `drain_msgs`, about `cfg.batch` bars, or through an end of stream (none for a service without a subscription)."
         msgs, n = [], 0
-        while len(msgs) < self.drain_msgs and n < self.cfg.batch:
+        while self.sub is not None and len(msgs) < self.drain_msgs and n < self.cfg.batch:
             m = self.sub.recv(timeout_ms=0)
             if m is None: break
             msgs.append(m)
@@ -415,7 +419,7 @@ class Service:
         self.install_signals(); self.open()
         if self.upstream: self.await_upstream(self.sub, self.peers(*self.upstream))
         poller = zmq.Poller()
-        for s in [self.sub.sock, *self.sockets()]: poller.register(s, zmq.POLLIN)
+        for s in [*([self.sub.sock] if self.sub is not None else []), *self.sockets()]: poller.register(s, zmq.POLLIN)  # a server (the broker) has only its own sockets
         try:
             while not self.stopping:
                 self.tick(); self.between()

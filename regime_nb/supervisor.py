@@ -39,19 +39,9 @@ def service_main(argv=None) -> int:
     name, cfg_path = (argv or sys.argv[1:])[:2]
     cfg = LiveConfig.load(cfg_path)
     configure_logging(os.environ.get("REGIME_NB_LOGGING_LEVEL", "WARNING"))
-    if name == "broker":
-        from regime_nb.broker import SimBroker
-        stop = {"flag": False}
-        for s in (signal.SIGTERM, signal.SIGINT): signal.signal(s, lambda *_: stop.__setitem__("flag", True))
-        sim = SimBroker(fill_mode="bar_close", fee_bps=cfg.costs_bps, slippage_bps=cfg.slippage_bps, init_cash=cfg.init_cash)
-        from regime_nb.broker import JournaledBroker, LiveBroker
-        srv = LiveBroker(JournaledBroker(sim, Path(cfg.run_dir)/"broker.journal.jsonl"), cfg.endpoints["broker"], **cfg.link("server"))
-        try: srv.run(lambda: stop["flag"])
-        finally: srv.close()
-        return 0
-    from regime_nb.services import FeatureService, FeedHandler, PredictionService
+    from regime_nb.services import BrokerService, FeatureService, FeedHandler, PredictionService
     from regime_nb.trading import TradingService
-    cls = dict(feed=FeedHandler, features=FeatureService, prediction=PredictionService, trading=TradingService)[name]
+    cls = dict(broker=BrokerService, feed=FeedHandler, features=FeatureService, prediction=PredictionService, trading=TradingService)[name]
     cls(cfg).run()
     return 0
 
@@ -70,9 +60,10 @@ class Supervisor:
         self.procs, self.restarts, self.stats, self.stopping, self.backoff = {}, {}, {}, False, {}
         self.started, self.failed_starts = {}, {}  # when each service was last started; its failures in a row right after starting
         self.log = get_logger("live.supervisor")
-        self.watched = [n for n, (svc, _, _) in self.units.items() if svc != "broker"]  # a process's name is its heartbeat's source
+        self.watched = list(self.units)  # a process's name is its heartbeat's source
         self.monitor = HeartbeatMonitor(cfg.heartbeat_ms, expect=self.watched)
-        self.silent, self.health_at, self.errors, self.health_every_s = set(), {}, {}, 5.0  # silent services; when each one's health was last recorded; last errors
+        self.silent, self.health_at, self.errors, self.health_every_s = {}, {}, {}, 5.0  # silent services (-> since when); when each one's health was last recorded; last errors
+        self.health_last = {}  # the status last recorded for each service
 
     def log_path(self, name:str) -> Path:
         "Where process `name` writes its log."
@@ -104,6 +95,7 @@ class Supervisor:
             for k in ("feed", "features", "predictions", "trading"):
                 if sub is None: sub = Subscriber(c.endpoints[k], topics=("stats.",), ctx=ctx, monitor=self.monitor, **c.link("client"))
                 else: sub.sock.connect(check_endpoint(c.endpoints[k], c.allow_remote))
+        sub.sock.connect(check_endpoint(self.cfg.endpoints["broker_pub"], self.cfg.allow_remote))  # the account's one broker
         return sub
 
     def on_stats(self, body:dict):
@@ -131,8 +123,9 @@ class Supervisor:
             for k, n in (t.get("blocked") or {}).items(): blocked[k] = blocked.get(k, 0) + n
         undecided = sum(t.get("undecided", 0) for t in ts)
         why = (f", blocked by risk {sum(blocked.values())} ({', '.join(f'{k} {n}' for k, n in sorted(blocked.items(), key=lambda kv: -kv[1]))})" if blocked else "") + (f", undecided {undecided}" if undecided else "")
+        silent = f", silent {', '.join(sorted(self.silent))}" if self.silent else ""
         return (f"[live] bars {sum(t.get('bars', 0) for t in ts)}/{self.n_replay} ({self.rate:.0f}/s), latency {lat}, equity {equity:.4f}, "
-                f"regime {regime}, halted {halted or 'no'}{why}, alerts {n_alerts}, restarts {sum(self.restarts.values())}")
+                f"regime {regime}, halted {halted or 'no'}{why}, alerts {n_alerts}{silent}, restarts {sum(self.restarts.values())}")
 
     def run(self, duration_s:float=60.0, before_stop=None, handle_signals:bool=False) -> dict:
         "Run until the replay is done, `duration_s` passes, or SIGTERM/SIGINT; call `before_stop(self)`; return the last stats of each service."
@@ -147,7 +140,7 @@ class Supervisor:
             while not self.stopping and time.time() < t_end:
                 m = sub.recv(timeout_ms=100)
                 if m is not None: self.on_stats(m.body)
-                self.record_health()
+                self.record_health(); self.restart_frozen()
                 for name, p in list(self.procs.items()):
                     if p.poll() is not None and not self.stopping and time.time() >= self.backoff.get(name, 0):
                         if self.cannot_start(name, p.returncode):
@@ -183,26 +176,59 @@ class Supervisor:
 
 # %% ../nbs/12c_supervisor.ipynb #b82e93b1
 @patch_to(Supervisor)
-def health_of(self, name:str, silent:set) -> tuple:
+def is_starting(self, name:str) -> bool:
+    "Whether process `name` has not heartbeaten since it was (re)started: it is starting, not silent."
+    return self.monitor.last.get(name, 0) < self.started.get(name, 0) * 1e9
+
+@patch_to(Supervisor)
+def health_of(self, name:str, silent) -> tuple:
     "`(status, detail)` of process `name` from its heartbeat and its last stats."
     st, svc = self.stats.get(name, {}), self.units[name][0]
     feed = self.stats.get(name.replace(svc, "feed", 1), {}).get("bars")
     detail = dict(restarts=self.restarts.get(name, 0), last_error=self.errors.get(name, ""), lag_bars=(feed - st["bars"]) if feed is not None and st.get("bars") is not None else None)
-    status = "down" if name in silent else "degraded" if st.get("halted") or st.get("broker_down") else "ok"
+    status = "down" if name in silent else "starting" if self.is_starting(name) else "degraded" if st.get("halted") or st.get("broker_down") else "ok"
     return status, detail
 
 @patch_to(Supervisor)
 def record_health(self, now_ns:int|None=None):
-    "Record the health of every service whose status changed, or whose last record is `health_every_s` old."
-    now = now_ns or time.time_ns()
-    silent = set(self.monitor.silent(now))
-    for s in silent - self.silent: self.log.warning("%s silent for more than %d heartbeat intervals", s, self.monitor.misses)
-    changed, self.silent = silent ^ self.silent, silent
-    due = [n for n in self.watched if n in changed or now - self.health_at.get(n, 0) >= self.health_every_s * 1e9]
-    if not due: return
+    "Alert once when a service falls silent and once when it is heard again; record the health of every service whose status changed, or whose last record is `health_every_s` old."
+    now, mon, fr = now_ns or time.time_ns(), self.monitor, self.cfg.frozen_restart_s
+    silent = {s for s in mon.silent(now) if not self.is_starting(s)}  # a process not heard since its start is starting
+    alerts = []
+    for s in sorted(silent - set(self.silent)):
+        self.silent[s] = now - mon.silent_ns(s, now)  # since its last beat
+        alerts.append(("error", "service_silent", f"{s} silent for more than {mon.misses} heartbeat intervals ({mon.interval_ns // 1_000_000} ms): frozen or hung"
+                       + (f"; killed and restarted if still silent after {fr:g} s" if fr else "")))
+    for s in sorted(set(self.silent) - silent):
+        if self.is_starting(s): continue  # restarted: it clears when it beats
+        alerts.append(("info", "service_recovered", f"{s} heard again after {(now - self.silent.pop(s)) / 1e9:.1f} s silent"))
+    health = {n: self.health_of(n, silent) for n in self.watched}
+    due = [n for n in self.watched if health[n][0] != self.health_last.get(n) or now - self.health_at.get(n, 0) >= self.health_every_s * 1e9]
+    if not (due or alerts): return
     from regime_nb.store import Store
     with Store(self.cfg.store) as st:
-        for n in due: st.heartbeat(n, *self.health_of(n, silent), ts_ns=now); self.health_at[n] = now
+        for level, kind, msg in alerts: st.alert(level, kind, "supervisor", msg, ts_ns=now)
+        for n in due: st.heartbeat(n, *health[n], ts_ns=now); self.health_at[n], self.health_last[n] = now, health[n][0]
+
+# %% ../nbs/12c_supervisor.ipynb #17b609d1
+@patch_to(Supervisor)
+def frozen(self, now_ns:int) -> list:
+    "The silent processes whose silence (while the supervisor listened) is longer than `cfg.frozen_restart_s`."
+    fr = self.cfg.frozen_restart_s
+    return [n for n in self.silent if fr and not self.is_starting(n) and self.monitor.silent_ns(n, now_ns) > fr * 1e9]
+
+@patch_to(Supervisor)
+def restart_frozen(self, now_ns:int|None=None):
+    "SIGKILL every process frozen for too long, with an alert; the crash path then restarts it."
+    now = now_ns or time.time_ns()
+    for n in self.frozen(now):
+        p = self.procs.get(n)
+        if p is None or p.poll() is not None or getattr(p, "killed_frozen", False): continue  # dead, or killed and not yet reaped: the crash path has it
+        p.killed_frozen = True
+        self.errors[n] = f"silent {self.monitor.silent_ns(n, now) / 1e9:.1f} s (frozen or hung): killed and restarted"
+        p.kill()
+        from regime_nb.store import Store
+        with Store(self.cfg.store) as st: st.alert("error", "frozen_restart", "supervisor", f"{n} {self.errors[n]} (frozen_restart_s={self.cfg.frozen_restart_s:g})", ts_ns=now)
 
 # %% ../nbs/12c_supervisor.ipynb #c29b0585
 if __name__ == "__main__" and len(sys.argv) > 2 and sys.argv[0].endswith("supervisor.py"): sys.exit(service_main(sys.argv[1:]))

@@ -149,6 +149,71 @@ def test_a_frozen_service_is_detected_within_three_heartbeats_and_stops_trading(
     sup.stopping = True; th.join(30)
     assert st.integrity_check()
 
+def freeze_until_alerted(tmp_path, registry, victim:str):
+    "SIGSTOP `victim` once the loop is trading; SIGCONT it once the supervisor's alert is in the store; let the replay finish. Returns (seconds from SIGSTOP to the alert, the SIGSTOP's time, supervisor, store, cfg, stats)."
+    cfg = cfg_for(tmp_path, registry, speed=100.0)  # a 10 s replay at heartbeat_ms 1000
+    sup, seen = Supervisor(cfg, out=quiet), {}
+    th = threading.Thread(target=lambda: seen.update(stats=sup.run(240)), daemon=True); th.start()
+    st, t_end = Store(cfg.store), time.time() + 120  # a loaded 2-core box can take tens of seconds to start five processes
+    while time.time() < t_end and len(st.query("SELECT 1 FROM fills")) < 3: time.sleep(0.05)  # trading, and the broker filling its orders
+    assert len(st.query("SELECT 1 FROM fills")) >= 3, "the loop never traded"
+    pid = sup.procs[victim].pid
+    os.kill(pid, signal.SIGSTOP); t_stop = time.time_ns()
+    try:
+        a = None
+        while time.time_ns() - t_stop < 8e9 and a is None:
+            al = st.alerts(since_ns=t_stop)
+            hit = al[(al.kind == "service_silent") & al.message.str.startswith(victim)]
+            a = hit.iloc[0] if len(hit) else None
+            time.sleep(0.02)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    th.join(240)
+    assert a is not None, f"no service_silent alert for {victim} within 8 s of its SIGSTOP"
+    return (int(a.ts_ns) - t_stop) / 1e9, t_stop, sup, st, cfg, seen.get("stats", {})
+
+@pytest.mark.parametrize("victim", ["broker", "trading"])
+def test_a_frozen_broker_or_trading_service_is_alerted_within_three_heartbeats_and_the_run_ends_like_the_backtest(tmp_path, registry, victim):
+    latency_s, t_stop, sup, st, cfg, stats = freeze_until_alerted(tmp_path, registry, victim)
+    print(f"{victim}: SIGSTOP to alert {latency_s:.3f} s (heartbeat 1.0 s)")
+    assert 0 < latency_s <= 3 * cfg.heartbeat_ms / 1e3 + 0.5, latency_s  # the last beat came before the SIGSTOP; the supervisor checks every 0.1 s
+    assert stats["trading"]["done"] and not sup.restarts, (stats["trading"], sup.restarts)  # SIGCONT long before frozen_restart_s: alerted, not restarted
+    a = st.alerts(since_ns=t_stop)  # (a service busy warming up can be silent a moment at start on a loaded box: another episode)
+    mine = a[a.kind.isin(["service_silent", "service_recovered"]) & a.message.str.startswith(victim)]
+    assert mine.kind.tolist() == ["service_silent", "service_recovered"], mine  # one alert per episode, one when it clears
+    assert not (a.kind == "broker_silent").any() and not (a.kind == "silent_peer").any(), a  # no request expired; no peer was taken for silent
+    p = parity_check(cfg)
+    assert p["bars_live"] == p["bars_backtest"] == 1006 and p["trades_live"] == p["trades_backtest"] and p["max_abs_equity_diff"] <= 1e-9, p
+    assert st.integrity_check() and not st.open_orders()
+
+
+def test_a_broker_frozen_for_longer_than_frozen_restart_s_is_killed_and_restarted_and_loses_no_fill(tmp_path, registry):
+    from regime_nb.broker import RemoteBroker
+    cfg = cfg_for(tmp_path, registry, speed=100.0, frozen_restart_s=4.0)
+    sup, checks = Supervisor(cfg, out=quiet), {}
+    def reconcile(s):
+        b = RemoteBroker(cfg.endpoints["broker"], timeout_ms=3000)
+        try: checks.update(broker_fills=b.fills(), broker_orders=b.orders(), positions=b.positions())
+        finally: b.close()
+    th = threading.Thread(target=lambda: sup.run(240, before_stop=reconcile), daemon=True); th.start()
+    st, t_end = Store(cfg.store), time.time() + 120
+    while time.time() < t_end and len(st.query("SELECT 1 FROM fills")) < 3: time.sleep(0.05)
+    frozen = sup.procs["broker"]
+    os.kill(frozen.pid, signal.SIGSTOP); t_stop = time.time_ns()  # and never SIGCONT: the supervisor must kill it
+    th.join(240)
+    assert frozen.poll() == -signal.SIGKILL and sup.restarts.get("broker") == 1, (frozen.poll(), sup.restarts)
+    assert sup.stats["trading"]["done"], sup.stats["trading"]
+    a = st.alerts(since_ns=t_stop)
+    mine = a[a.kind.isin(["service_silent", "frozen_restart", "service_recovered"]) & a.message.str.startswith("broker")]
+    assert mine.kind.tolist() == ["service_silent", "frozen_restart", "service_recovered"], mine
+    bf, sf = checks["broker_fills"], st.fills()
+    assert len(bf) > 3 and sorted(f.broker_trade_id for f in bf) == sorted(sf.broker_trade_id)  # no fill lost, none booked twice
+    assert st.position(cfg.symbol)["qty"] == pytest.approx(checks["positions"].get(cfg.symbol, 0.0), abs=1e-12)
+    o = st.query_df("SELECT client_order_id FROM orders")
+    assert o.client_order_id.is_unique and {s.client_order_id for s in checks["broker_orders"]} <= set(o.client_order_id)
+    assert st.integrity_check()
+
+
 def kill_at_random(sup, victims, store, seed:int):
     "SIGKILL each victim process in turn, 0.8-2 s after the last; the store passes `PRAGMA integrity_check` after each."
     rng, killed = random.Random(seed), {}
