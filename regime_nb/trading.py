@@ -390,7 +390,8 @@ class MessageFlow:
         return dict(Service.stats(self), **percentiles_us(self.latency_ns), **bar_lat, bars_per_s=(self.counts.get("bars", 1) - 1) / span if span > 0 else None,
                     equity=self.cash + self.units * (self.last_close or 0), units=self.units, last_ts=self.last_ts, halted=self.halted,
                     broker_down=self.broker_down, done=self.done and settled, killed=self.risk.killed, write_errors=self.writer.errors,
-                    regime=self.regime_now(), blocked=dict(self.blocked), undecided=self.counts.get("undecided", 0), gaps=self.sub.gaps if self.sub is not None else 0)
+                    regime=self.regime_now(), blocked=dict(self.blocked), undecided=self.counts.get("undecided", 0), gaps=self.sub.gaps if self.sub is not None else 0,
+                    first_bar_ns=self.first_bar_ns)  # wall clock (ns) of the first bar processed: when start-up ended
 
 # %% ../nbs/12b_trading.ipynb #09c8ffa0
 class Recovery:
