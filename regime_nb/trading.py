@@ -482,8 +482,10 @@ class TradingService(ExecutionSteps, QuietStretches, OrderDesk, LimitOrderRule, 
         self.first_bar_ns = self.last_bar_ns = self.probs_now = None
         self.last_close, self.halted, self.peak, self.risk_saved, self.n_msgs, self.blocked = None, [], -math.inf, 0.0, 0, {}  # blocked: decisions refused, by the check that refused them
         self.monitor = HeartbeatMonitor(cfg.heartbeat_ms, expect=self.peers("feed", "features", "prediction"))
+        self.phases.enter("loading data", "snapshot" if self.snap.read() is not None else str(cfg.data))
         self.restore()
         if self.snap.read() is None: self.warm_history()
+        if self.phases.phase != "warming kernels": self.phases.enter("warming kernels")
         self.warm_up()
         try:  # the served model's validation figures now, not on the first live regime message
             from regime_nb.registry import Registry
@@ -511,7 +513,8 @@ class TradingService(ExecutionSteps, QuietStretches, OrderDesk, LimitOrderRule, 
         if any(k is not None for _, k, _ in self.inputs):  # it reads the regimes: the served model's, on the same history
             from regime_nb.features import compute_features
             from regime_nb.registry import Registry
-            with Registry(self.cfg.registry) as reg: model = reg.load(self.cfg.model_alias)
+            with Registry(self.cfg.registry) as reg: self.phases.enter("loading model", f"v{reg.resolve(self.cfg.model_alias)}"); model = reg.load(self.cfg.model_alias)
+            self.phases.enter("warming kernels")
             proba = model.predict_proba(compute_features(hist, model_spec(self.cfg)))
         F = self.feats.warm(hist) if self.feats is not None else None
         X = make_inputs(hist, F, proba)
