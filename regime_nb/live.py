@@ -405,7 +405,7 @@ class Service:
     def run(self):
         "Serve until SIGTERM/SIGINT: drain, handle, send; heartbeat, answer snapshot requests and publish stats between batches."
         self.install_signals(); self.open()
-        if self.upstream: self.phases.enter("waiting for", ", ".join(self.upstream)); self.await_upstream(self.sub, self.peers(*self.upstream))
+        if self.upstream: self.phases.enter("waiting for", " and ".join(self.upstream)); self.await_upstream(self.sub, self.peers(*self.upstream))
         self.phases.enter("ready")
         poller = zmq.Poller()
         for s in [self.sub.sock, *self.sockets()]: poller.register(s, zmq.POLLIN)
