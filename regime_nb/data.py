@@ -42,13 +42,29 @@ def _to_utc_index(idx, source_tz="UTC", tz="UTC"):
         except Exception as e: raise DataValidationError(f"cannot place naive timestamps in {source_tz!r}: {e}") from None
     return idx.tz_convert(tz).rename("ts")
 
+# %% ../nbs/01_data.ipynb #de3dd0b5
+def _arch_csv(module:str) -> Path:
+    "The file the `arch` package ships for dataset `module`, found without importing arch (that import costs seconds: scipy, matplotlib)."
+    import importlib.util
+    spec = importlib.util.find_spec("arch")
+    if spec is None or not spec.submodule_search_locations: raise UnknownNameError("the bundled datasets come with the `arch` package, which is not installed: pip install arch")
+    p = Path(next(iter(spec.submodule_search_locations)))/"data"/module/f"{module}.csv.gz"
+    if not p.is_file(): raise UnknownNameError(f"the installed arch package has no {module} dataset (no {p})")
+    return p
+
+def _read_arch_csv(path) -> pd.DataFrame:
+    "Read one of arch's dataset files as arch's own loader does: a `Date` index, every column numeric (unreadable values NaN)."
+    df = pd.read_csv(path)
+    if "Date" in df: df = df.set_index(pd.to_datetime(df["Date"])).drop(columns="Date")
+    for c in df: df[c] = pd.to_numeric(df[c], errors="coerce")
+    return df
+
 # %% ../nbs/01_data.ipynb #8e1776fd
 def load_dataset(name:str) -> pd.DataFrame:
     "Load the bundled real dataset `name` (see `list_datasets`) as bars."
     if name not in DATASETS: raise UnknownNameError(f"no dataset {name!r}; available: {', '.join(DATASETS)}")
     d = DATASETS[name]
-    df = importlib.import_module(f"arch.data.{d['module']}").load()
-    df = _tidy_columns(df.rename(columns=d["rename"]))
+    df = _tidy_columns(_read_arch_csv(_arch_csv(d["module"])).rename(columns=d["rename"]))
     # FRED marks market holidays as empty rows: they are days without a bar, not bad bars.
     df = df.dropna(how="all")
     df.index = _to_utc_index(df.index)

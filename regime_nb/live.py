@@ -17,7 +17,7 @@ from .bus import Heartbeat, HeartbeatMonitor, Publisher, Subscriber, check_endpo
 # %% auto #0
 __all__ = ['DURABILITY', 'EXECUTIONS', 'SYMBOL_RE', 'PUBLISHERS', 'TICK_COLUMNS', 'BAR_FIELDS', 'PRICE_COL', 'free_endpoint',
            'make_curve_keys', 'local_endpoint', 'check_execution', 'LiveConfig', 'SnapshotFile', 'RecordLog',
-           'IntentJournal', 'is_ticks', 'recorded_bars', 'replay_data', 'replay_bars', 'model_spec',
+           'IntentJournal', 'StartupPhases', 'is_ticks', 'recorded_bars', 'replay_data', 'replay_bars', 'model_spec',
            'bar_columns_from_body', 'bars_from_body', 'rows_from_body', 'bars_body', 'features_from_body',
            'regimes_from_body', 'percentiles_us', 'bars_in', 'Service']
 
@@ -244,6 +244,27 @@ class IntentJournal(RecordLog):
         "The records of every intact entry, oldest first; reading stops at a torn one."
         return [r for d in self.payloads(self.path) for r in json.loads(d)]
 
+# %% ../nbs/12_live.ipynb #ff50a114
+class StartupPhases:
+    "What a service process is doing while it starts ('loading model', 'warming kernels', ..., 'ready'), in `<run_dir>/<service>.phase`; before its first record it is importing."
+    def __init__(self, run_dir, service:str):  # service: the process's service ('feed', 'trading', ...), as its log is named
+        self.file, self.service, self.log = SnapshotFile(Path(run_dir)/f"{service}.phase"), service, []  # log: [phase, detail, wall ns, CPU s] per phase entered
+    @property
+    def phase(self) -> str: return self.log[-1][0] if self.log else "importing"
+    def enter(self, phase:str, detail:str=""):
+        "Say the process now does `phase` (`detail`, e.g. the model version or the peers awaited)."
+        self.log.append([phase, detail, time.time_ns(), time.process_time()])
+        self.file.write(dict(service=self.service, pid=os.getpid(), log=self.log))
+    def read(self) -> dict|None:
+        "The newest record (`service`, `pid`, `log`) a process wrote to this file, or None."
+        return self.file.read()
+    @staticmethod
+    def describe(rec:dict|None, pid:int|None) -> str:
+        "What process `pid` is doing by its record: 'importing' until it has written one of its own, then its phase and detail ('loading model v3', 'ready')."
+        if rec is None or rec.get("pid") != pid or not rec.get("log"): return "importing"
+        phase, detail = rec["log"][-1][:2]
+        return f"{phase} {detail}".strip()
+
 # %% ../nbs/12_live.ipynb #1cd51a9a
 TICK_COLUMNS = ("bid", "ask", "price", "size")
 
@@ -381,6 +402,7 @@ class Service:
         self.pub = self.sub = None  # nothing binds before `open`
         self.stopping, self.started_ns, self.last_stats_ns, self.last_snap_ns = False, time.time_ns(), 0, 0
         self.counts, self.hop_ns = {}, deque(maxlen=20_000)  # hop: upstream publishing a message -> this service receiving it
+        self.phases = StartupPhases(cfg.run_dir, self.name)  # what it does while it starts, for the supervisor
     def count(self, key, n=1): self.counts[key] = self.counts.get(key, 0) + n
     def peers(self, *names) -> tuple:
         "The sources the services `names` of this book publish as (each book's are its own, so a listener to several books tells them apart)."
@@ -417,7 +439,8 @@ class Service:
     def run(self):
         "Serve until SIGTERM/SIGINT: drain, handle, send; heartbeat, answer snapshot requests and publish stats between batches."
         self.install_signals(); self.open()
-        if self.upstream: self.await_upstream(self.sub, self.peers(*self.upstream))
+        if self.upstream: self.phases.enter("waiting for", " and ".join(self.upstream)); self.await_upstream(self.sub, self.peers(*self.upstream))
+        self.phases.enter("ready")
         poller = zmq.Poller()
         for s in [*([self.sub.sock] if self.sub is not None else []), *self.sockets()]: poller.register(s, zmq.POLLIN)  # a server (the broker) has only its own sockets
         try:
@@ -441,7 +464,7 @@ class Service:
             self.last_stats_ns = now
             self.pub.publish(f"stats.{self.name}", self.stats())
     def stats(self) -> dict:
-        return dict(service=self.name, book=self.cfg.book, pid=os.getpid(), uptime_s=(time.time_ns() - self.started_ns) / 1e9, **self.counts,
+        return dict(service=self.name, book=self.cfg.book, pid=os.getpid(), phase=self.phases.phase, uptime_s=(time.time_ns() - self.started_ns) / 1e9, **self.counts,
                     **{f"hop_{k}": v for k, v in percentiles_us(self.hop_ns).items()})
     def await_upstream(self, sub, sources, timeout_s:float=15.0) -> bool:
         "Wait until `sub` has heard a heartbeat from every upstream `source`, proving its subscription is live; only then heartbeat ourselves."

@@ -7,11 +7,8 @@ from __future__ import annotations
 import math
 import numpy as np, pandas as pd
 from numba import njit, prange
-from scipy.optimize import linear_sum_assignment
 from sklearn.base import BaseEstimator, clone
-from sklearn.cluster import KMeans
 from sklearn.exceptions import NotFittedError
-from sklearn.mixture import GaussianMixture
 from sklearn.utils.validation import check_is_fitted
 from .core import RegimeNbError, get_logger
 
@@ -337,6 +334,7 @@ class GMMRegime(RegimeModel):
         rows, best = [], None
         for k in _ks(self.n_components):
             if k > len(Z): continue
+            from sklearn.mixture import GaussianMixture  # here, not at the top: serving a model needs no fitting code (imports cost the live services seconds)
             gm = GaussianMixture(k, covariance_type=self.covariance_type, n_init=self.n_init, random_state=self.random_state, reg_covar=1e-6).fit(Z)
             rows.append(dict(n_components=k, bic=gm.bic(Z), aic=gm.aic(Z), converged=gm.converged_))
             if best is None or rows[-1][self.criterion] < best[0]: best = (rows[-1][self.criterion], gm)
@@ -470,6 +468,7 @@ class KMeansRegime(RegimeModel):
 
     def _fit_internal(self, Z):
         if not np.isscalar(self.n_components): raise RegimeNbError(f"KMeansRegime needs a single n_components; got {self.n_components!r}")
+        from sklearn.cluster import KMeans
         km = self.kmeans_ = KMeans(int(self.n_components), n_init=self.n_init, random_state=self.random_state).fit(Z)
         K, D = km.cluster_centers_.shape
         self.n_regimes_ = K
@@ -570,6 +569,7 @@ def align_labels(model:RegimeModel, reference:RegimeModel) -> RegimeModel:
     b = (reference.regime_stats_.to_numpy() - reference.center_) / reference.scale_
     cost = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
     cost = np.where(np.isnan(cost), 1e12, cost)
+    from scipy.optimize import linear_sum_assignment
     rows, cols = linear_sum_assignment(cost)
     new_pos = np.full(model.n_regimes_, -1)
     new_pos[rows] = cols
@@ -663,5 +663,6 @@ def matched_accuracy(true, pred) -> float:
     t, p = true[ok], pred[ok]
     C = np.zeros((t.max() + 1, max(p.max() + 1, t.max() + 1)))
     np.add.at(C, (t, p), 1)
+    from scipy.optimize import linear_sum_assignment
     r, c = linear_sum_assignment(-C)
     return float(C[r, c].sum() / len(t))

@@ -28,6 +28,7 @@ class FeedHandler(Service):
         super().__init__(cfg)
         from regime_nb.data import BarBuilder, TickGuard
         from regime_nb.store import Store
+        self.phases.enter("loading data", str(cfg.data))
         self.data, self.first = replay_data(cfg)
         self.ticks = is_ticks(self.data)
         self.market = Store(cfg.market_store, synchronous="NORMAL")
@@ -36,6 +37,7 @@ class FeedHandler(Service):
         self.builder = BarBuilder(cfg.bar_interval) if self.ticks else None
         self.progress = SnapshotFile(Path(cfg.run_dir)/"feed.progress")
         self.pos = self.resume = self.progress.read({}).get("pos", self.first)  # next row to read; where a restart resumes (the open bar's first tick)
+        self.phases.enter("warming kernels")
         for r in self._rows(max(0, self.pos - (1000 if self.ticks else 200)), self.pos): self.guard.check(*r)  # the guard's scale resumes too
 
     def subscribe(self):
@@ -123,7 +125,8 @@ def wait_for_listeners(self, names=None, timeout_s:float=30.0):
 def run(self):
     "Replay the remaining rows, then `eof.<symbol>`, and heartbeat until stopped; a relay (`data='relay'`) runs the service loop on its ingest point."
     if self.cfg.data == "relay": return Service.run(self)
-    self.install_signals(); self.open(); self.start()
+    self.install_signals(); self.open()
+    self.phases.enter("waiting for", "listeners"); self.start(); self.phases.enter("ready")
     try:
         if not self.ticks and self.cfg.speed == 0 and self.cfg.clock == 0: self.replay_blocks()
         else: self.replay()
@@ -220,13 +223,16 @@ class FeatureService(Service):
         self.market, self.snap = Store(cfg.market_store, synchronous="NORMAL"), SnapshotFile(Path(cfg.run_dir)/"features.snapshot")
         self.feature_log = RecordLog(feature_log_path(cfg), max_bytes=1 << 26)  # every message, before it is published: what a restarted prediction service missed
         snap = self.snap.read()
+        self.phases.enter("loading data", "snapshot" if snap is not None else str(cfg.data))
         if snap is not None: self.engine, self.last_ts = FeatureEngine.restore(snap["engine"]), snap["last_ts"]
         else:
             bars, first = replay_bars(cfg)
             self.engine = FeatureEngine(model_spec(cfg))
+            self.phases.enter("warming kernels")
             if first > 0: self.engine.warm(bars.iloc[:first])
             self.last_ts = int(bars.index[first - 1].value) if first > 0 else -1
         self.restarted, self.gaps_seen, self.since_save = snap is not None, 0, 0
+        if self.phases.phase != "warming kernels": self.phases.enter("warming kernels")
         FeatureEngine.restore(self.engine.snapshot()).update_rows(np.ones((2, len(self.engine.inputs))))  # compile now, not on the first live bar
 
     def subscribe(self): return Subscriber(self.cfg.endpoints["feed"], topics=(f"bar.{self.cfg.symbol}", f"eof.{self.cfg.symbol}"), ctx=self.ctx, **self.cfg.link("client"))
@@ -299,7 +305,11 @@ class PredictionService(Service):
         self.market = Store(cfg.market_store, synchronous="NORMAL")
         self.regime_log = RecordLog(Path(cfg.run_dir)/"regimes.log", max_bytes=1 << 26)  # what it published, each message with the state after it
         self.history = deque(maxlen=500)
+        try: v = f"v{self.registry.resolve(cfg.model_alias)}"
+        except Exception: v = cfg.model_alias  # ServedModel says what is wrong with it
+        self.phases.enter("loading model", v)
         self.resume(self.last_logged())
+        self.phases.enter("warming kernels")
         self.served.model.online().update_block(np.zeros((2, self.served.model.n_features_in_)))  # compile now, not on the first live bar
         self.writer = RecordWriter(self.market)  # predictions are recorded by a thread: the stream never waits for the market store's lock
         self.last_poll, self.refused, self.server, self.gaps_seen = 0.0, set(), None, 0  # versions that failed to load are not retried

@@ -11,8 +11,7 @@ import numpy as np, pandas as pd
 import zmq
 from .core import RegimeNbError, configure_logging, get_logger
 from .bus import HeartbeatMonitor, Subscriber, check_endpoint
-from .strategies import make_inputs, make_strategy
-from .live import PUBLISHERS, LiveConfig, model_spec, replay_bars
+from .live import PUBLISHERS, LiveConfig, StartupPhases, model_spec, replay_bars
 
 # %% auto #0
 __all__ = ['SERVICE_ORDER', 'check_served_model', 'service_main', 'Supervisor', 'LiveView', 'parity_check', 'book_parity',
@@ -22,6 +21,7 @@ __all__ = ['SERVICE_ORDER', 'check_served_model', 'service_main', 'Supervisor', 
 def check_served_model(cfg:LiveConfig):
     "Refuse a served (or shadow) model the strategy does not fit (the rule of `make_strategy(spec, n_regimes)`); its number of regimes, None for a strategy that reads none."
     from regime_nb.registry import Registry
+    from regime_nb.strategies import make_strategy
     strat = make_strategy(cfg.strategy)
     wants = sum(c.startswith("regime_") for c in strat.stepper().columns)
     with Registry(cfg.registry) as reg:
@@ -64,6 +64,7 @@ class Supervisor:
         self.monitor = HeartbeatMonitor(cfg.heartbeat_ms, expect=self.watched)
         self.silent, self.health_at, self.errors, self.health_every_s = {}, {}, {}, 5.0  # silent services (-> since when); when each one's health was last recorded; last errors
         self.health_last = {}  # the status last recorded for each service
+        self.phase_files = {n: StartupPhases(c.run_dir, svc) for n, (svc, c, _) in self.units.items()}  # what each process says it is doing while it starts
 
     def log_path(self, name:str) -> Path:
         "Where process `name` writes its log."
@@ -108,8 +109,10 @@ class Supervisor:
         return [self.stats.get(n, {}) for n, (svc, _, _) in self.units.items() if svc == "trading"]
 
     def summary(self) -> str:
-        "One line: progress, rate, latency, equity (of the account), regime (of each book), alerts, restarts."
-        ts = self.trading()
+        "One line: while no bar is through, what each service is doing as it starts; then progress, rate, latency, equity (of the account), regime (of each book), alerts, restarts."
+        ts, starting = self.trading(), self.starting()
+        n_bars = sum(t.get('bars', 0) for t in ts)
+        if starting and not n_bars: return f"[live] starting ({len(self.units) - len(starting)} of {len(self.units)} ready): " + ", ".join(f"{n} {s}" for n, s in starting.items())
         from regime_nb.store import Store
         n_alerts = len(Store(self.cfg.store).alerts())
         worst = lambda k: max((t.get(k) or 0 for t in ts), default=0)
@@ -124,8 +127,9 @@ class Supervisor:
         undecided = sum(t.get("undecided", 0) for t in ts)
         why = (f", blocked by risk {sum(blocked.values())} ({', '.join(f'{k} {n}' for k, n in sorted(blocked.items(), key=lambda kv: -kv[1]))})" if blocked else "") + (f", undecided {undecided}" if undecided else "")
         silent = f", silent {', '.join(sorted(self.silent))}" if self.silent else ""
-        return (f"[live] bars {sum(t.get('bars', 0) for t in ts)}/{self.n_replay} ({self.rate:.0f}/s), latency {lat}, equity {equity:.4f}, "
-                f"regime {regime}, halted {halted or 'no'}{why}, alerts {n_alerts}{silent}, restarts {sum(self.restarts.values())}")
+        return (f"[live] bars {n_bars}/{self.n_replay} ({self.rate:.0f}/s), latency {lat}, equity {equity:.4f}, "
+                f"regime {regime}, halted {halted or 'no'}{why}, alerts {n_alerts}{silent}, restarts {sum(self.restarts.values())}"
+                + (f", not ready: {', '.join(f'{n} {s}' for n, s in starting.items())}" if starting else ""))
 
     def run(self, duration_s:float=60.0, before_stop=None, handle_signals:bool=False) -> dict:
         "Run until the replay is done, `duration_s` passes, or SIGTERM/SIGINT; call `before_stop(self)`; return the last stats of each service."
@@ -230,6 +234,14 @@ def restart_frozen(self, now_ns:int|None=None):
         from regime_nb.store import Store
         with Store(self.cfg.store) as st: st.alert("error", "frozen_restart", "supervisor", f"{n} {self.errors[n]} (frozen_restart_s={self.cfg.frozen_restart_s:g})", ts_ns=now)
 
+# %% ../nbs/12c_supervisor.ipynb #3d80e4ab
+@patch_to(Supervisor)
+def starting(self) -> dict:
+    "What each process that is not ready yet is doing, in the order data flows: name -> 'importing', 'loading model v3', 'waiting for feed', ..."
+    flow = list(reversed(SERVICE_ORDER))
+    out = {n: StartupPhases.describe(self.phase_files[n].read(), p.pid if (p := self.procs.get(n)) is not None else None) for n in self.units}
+    return {n: out[n] for n in sorted(out, key=lambda n: flow.index(self.units[n][0])) if out[n] != "ready"}
+
 # %% ../nbs/12c_supervisor.ipynb #c29b0585
 if __name__ == "__main__" and len(sys.argv) > 2 and sys.argv[0].endswith("supervisor.py"): sys.exit(service_main(sys.argv[1:]))
 
@@ -274,6 +286,7 @@ def book_parity(cfg:LiveConfig) -> dict:
     from regime_nb.features import compute_features
     from regime_nb.registry import Registry
     from regime_nb.store import Store
+    from regime_nb.strategies import make_inputs, make_strategy
     bars, first = replay_bars(cfg)
     with Registry(cfg.registry) as reg: model = reg.load(cfg.model_alias)
     proba = model.predict_proba(compute_features(bars, model_spec(cfg)))

@@ -419,7 +419,8 @@ class MessageFlow:
         return dict(Service.stats(self), **percentiles_us(self.latency_ns), **bar_lat, bars_per_s=(self.counts.get("bars", 1) - 1) / span if span > 0 else None,
                     equity=self.cash + self.units * (self.last_close or 0), units=self.units, last_ts=self.last_ts, halted=self.halted,
                     broker_down=self.broker_down, done=self.done and settled, killed=self.risk.killed, write_errors=self.writer.errors,
-                    regime=self.regime_now(), blocked=dict(self.blocked), undecided=self.counts.get("undecided", 0), gaps=self.sub.gaps if self.sub is not None else 0)
+                    regime=self.regime_now(), blocked=dict(self.blocked), undecided=self.counts.get("undecided", 0), gaps=self.sub.gaps if self.sub is not None else 0,
+                    first_bar_ns=self.first_bar_ns)  # wall clock (ns) of the first bar processed: when start-up ended
 
 # %% ../nbs/12b_trading.ipynb #901dfc85
 ACCOUNT_ROWS = 32  # every `account.<book>` message repeats the book's last this many bars, so a listener that joined late or restarted misses none
@@ -667,8 +668,10 @@ class TradingService(ExecutionSteps, QuietStretches, OrderDesk, LimitOrderRule, 
         self.account = AccountWatch(cfg.book, books, {b: cfg.init_cash for b in books}) if len(books) > 1 else None
         self.account_col, self.no_account = self.account.books.index(cfg.book) if self.account is not None else -1, np.empty((0, 0))
         self.account_new, self.account_sent, self.account_prev, self.account_dirty, self.account_pub_ns, self.account_sub = [], deque(maxlen=ACCOUNT_ROWS), -1, False, 0, None
+        self.phases.enter("loading data", "snapshot" if self.snap.read() is not None else str(cfg.data))
         self.restore()
         if self.snap.read() is None: self.warm_history()
+        if self.phases.phase != "warming kernels": self.phases.enter("warming kernels")
         self.warm_up()
         try:  # the served model's validation figures now, not on the first live regime message
             from regime_nb.registry import Registry
@@ -696,7 +699,8 @@ class TradingService(ExecutionSteps, QuietStretches, OrderDesk, LimitOrderRule, 
         if any(k is not None for _, k, _ in self.inputs):  # it reads the regimes: the served model's, on the same history
             from regime_nb.features import compute_features
             from regime_nb.registry import Registry
-            with Registry(self.cfg.registry) as reg: model = reg.load(self.cfg.model_alias)
+            with Registry(self.cfg.registry) as reg: self.phases.enter("loading model", f"v{reg.resolve(self.cfg.model_alias)}"); model = reg.load(self.cfg.model_alias)
+            self.phases.enter("warming kernels")
             proba = model.predict_proba(compute_features(hist, model_spec(self.cfg)))
         F = self.feats.warm(hist) if self.feats is not None else None
         X = make_inputs(hist, F, proba)

@@ -63,6 +63,12 @@ def test_real_datasets_have_no_errors(name):
     iss = find_issues(df)
     assert not (iss.severity == "error").any(), iss[iss.severity == "error"]
 
+def test_datasets_load_without_importing_arch():
+    "The bundled datasets are read straight from the files arch ships: a live service replaying one never pays arch's import (scipy, matplotlib: seconds)."
+    code = "import sys; from regime_nb.data import DATASETS, load_dataset\nfor n in DATASETS: load_dataset(n)\nprint(sorted(m for m in ('arch', 'scipy.stats', 'matplotlib', 'sklearn') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
+
 def _bad_tick(kind, t, b, a, p, s, rng):
     "A tick of problem `kind` made from the last good tick `(t, b, a, p, s)`."
     m, w = 0.5 * (b + a), 2.0 * max(a - b, 1e-4 * 0.5 * (b + a))  # w: TickGuard's default tolerance beyond the quote

@@ -665,3 +665,19 @@ def test_limit_orders_survive_kill_9_of_each_service_losing_no_fill_and_duplicat
     assert st.integrity_check() and Store(cfg.market_store).integrity_check()
     t = res["stats"]["trading"]
     print(f"limit orders, kill -9 x{len(victims)}: {len(lim)} limit orders, {len(bf)} fills, done={t.get('done')}, undecided {t.get('undecided', 0)}, book resyncs {t.get('book_resyncs', 0)}")
+
+def test_start_up_is_reported_phase_by_phase(tmp_path, registry):
+    "While the services start, the summary line says what each one is doing; every service logs its phases in order, and trading's first bar comes after all are ready."
+    lines = []
+    sup = Supervisor(cfg_for(tmp_path, registry), out=lines.append, summary_every_s=0.2)
+    th = threading.Thread(target=lambda: sup.run(120), daemon=True); th.start()
+    t_end = time.time() + 90
+    while time.time() < t_end and not sup.stats.get("trading", {}).get("first_bar_ns"): time.sleep(0.02)
+    sup.stopping = True; th.join(30)
+    assert lines and lines[0].startswith("[live] starting (") and "importing" in lines[0], lines[:3]  # 0.2 s in, nothing is ready
+    logs = {n: [p for p, *_ in sup.phase_files[n].read()["log"]] for n in sup.units}
+    assert logs == {"broker": ["ready"], "feed": ["loading data", "warming kernels", "waiting for", "ready"], "features": ["loading data", "warming kernels", "waiting for", "ready"],
+                    "prediction": ["loading model", "warming kernels", "waiting for", "ready"], "trading": ["loading data", "loading model", "warming kernels", "waiting for", "ready"]}, logs
+    ready_ns = max(sup.phase_files[n].read()["log"][-1][2] for n in sup.units)
+    assert sup.stats["trading"]["first_bar_ns"] >= ready_ns and sup.stats["trading"]["phase"] == "ready"
+    assert any(l.startswith("[live] bars ") for l in lines), lines[-3:]
