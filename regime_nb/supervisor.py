@@ -178,6 +178,14 @@ class Supervisor:
             try: p.wait(max(0.1, deadline - time.time()))
             except subprocess.TimeoutExpired: p.kill(); p.wait()
 
+# %% ../nbs/12c_supervisor.ipynb #3d80e4ab
+@patch_to(Supervisor)
+def starting(self) -> dict:
+    "What each process that is not ready yet is doing, in the order data flows: name -> 'importing', 'loading model v3', 'waiting for feed', ..."
+    flow = list(reversed(SERVICE_ORDER))
+    out = {n: StartupPhases.describe(self.phase_files[n].read(), p.pid if (p := self.procs.get(n)) is not None else None) for n in self.units}
+    return {n: out[n] for n in sorted(out, key=lambda n: flow.index(self.units[n][0])) if out[n] != "ready"}
+
 # %% ../nbs/12c_supervisor.ipynb #b82e93b1
 @patch_to(Supervisor)
 def is_starting(self, name:str) -> bool:
@@ -233,14 +241,6 @@ def restart_frozen(self, now_ns:int|None=None):
         p.kill()
         from regime_nb.store import Store
         with Store(self.cfg.store) as st: st.alert("error", "frozen_restart", "supervisor", f"{n} {self.errors[n]} (frozen_restart_s={self.cfg.frozen_restart_s:g})", ts_ns=now)
-
-# %% ../nbs/12c_supervisor.ipynb #3d80e4ab
-@patch_to(Supervisor)
-def starting(self) -> dict:
-    "What each process that is not ready yet is doing, in the order data flows: name -> 'importing', 'loading model v3', 'waiting for feed', ..."
-    flow = list(reversed(SERVICE_ORDER))
-    out = {n: StartupPhases.describe(self.phase_files[n].read(), p.pid if (p := self.procs.get(n)) is not None else None) for n in self.units}
-    return {n: out[n] for n in sorted(out, key=lambda n: flow.index(self.units[n][0])) if out[n] != "ready"}
 
 # %% ../nbs/12c_supervisor.ipynb #c29b0585
 if __name__ == "__main__" and len(sys.argv) > 2 and sys.argv[0].endswith("supervisor.py"): sys.exit(service_main(sys.argv[1:]))
