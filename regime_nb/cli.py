@@ -13,7 +13,7 @@ from .core import RegimeNbError, configure_logging, load_settings
 __all__ = ['cmd_data_list', 'cmd_data_show', 'cmd_data_validate', 'cmd_fit', 'cmd_registry', 'cmd_backtest', 'cmd_walkforward',
            'cmd_sweep', 'cmd_scan', 'cmd_live_keys', 'parse_books', 'execution_of', 'parse_regime_caps', 'live_risk',
            'cmd_live', 'cmd_demo', 'cmd_job', 'cmd_runs', 'cmd_schedule', 'cmd_report_shadow', 'add_job_commands',
-           'make_parser', 'main']
+           'cmd_monitor', 'add_monitor_commands', 'make_parser', 'main']
 
 # %% ../nbs/14_cli.ipynb #c7938c53
 def _parse_sets(items):
@@ -483,6 +483,36 @@ def add_job_commands(sub) -> None:
     sc.add_argument("--list", action="store_true", help="print the schedule and the next run of each job, then exit")
     sc.set_defaults(func=cmd_schedule)
 
+# %% ../nbs/14_cli.ipynb #59653a45
+def cmd_monitor(args) -> int:
+    "Run the monitor against a store until interrupted (or `--duration`); `--once`: one poll, the findings printed."
+    from regime_nb.monitor import Monitor, run_monitor
+    s = _settings(args)
+    store = args.store or s.paths.store
+    if not Path(store).is_file(): raise RegimeNbError(f"--store {store}: no such store; give the store of a live run (regime-nb live records one)")
+    if args.once:
+        bad = [v for v in Monitor(store, market=args.market, registry=args.registry, settings=s).poll() if v.level]
+        for v in bad: print(f"{v.level:8s} {v.kind}: {v.message}")
+        print(f"{len(bad)} findings")
+        return 1 if any(v.level == "critical" for v in bad) else 0
+    port = s.monitor.metrics_port if args.port is None else args.port
+    if port: print(f"metrics on http://{args.host or s.monitor.metrics_host}:{port}/metrics (Ctrl-C stops)", flush=True)
+    try: run_monitor(store, market=args.market, registry=args.registry, settings=s, port=port, host=args.host, duration_s=args.duration)
+    except KeyboardInterrupt: pass
+    return 0
+
+def add_monitor_commands(sub) -> None:
+    "The `monitor` subcommand."
+    m = sub.add_parser("monitor", help="watch a live run's store: drift, health and performance checks, alerts, webhook, Prometheus metrics")
+    m.add_argument("--store", help="the run's store (default: [paths] store)")
+    m.add_argument("--market", help="its bars and predictions (default: <store>.market.sqlite beside it)")
+    m.add_argument("--registry", help="registry folder of the served models (default: [paths] registry)")
+    m.add_argument("--port", type=int, help="metrics port (default: [monitor] metrics_port; 0: no exporter)")
+    m.add_argument("--host", help="metrics address (default: [monitor] metrics_host, 127.0.0.1)")
+    m.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    m.add_argument("--once", action="store_true", help="poll once, print what is not fine, exit 1 if anything is critical")
+    m.set_defaults(func=cmd_monitor)
+
 # %% ../nbs/14_cli.ipynb #4b8032cf
 def make_parser() -> argparse.ArgumentParser:
     "The `regime-nb` argument parser with all its subcommands."
@@ -607,6 +637,7 @@ def make_parser() -> argparse.ArgumentParser:
     m.add_argument("--registry", help="registry folder (default: [paths] registry)")
     m.set_defaults(func=cmd_demo)
     add_job_commands(sub)
+    add_monitor_commands(sub)
     return p
 
 # %% ../nbs/14_cli.ipynb #6fcd34f6

@@ -237,7 +237,7 @@ def run_job(job, # a job name in nbs/jobs/, or a notebook's path
             params:dict|None=None, # parameter values, typed or as text; checked against the notebook's declarations first
             dry_run:bool=False, # set the job's `dry_run` parameter: do everything but change nothing
             store=None, runs_dir=None, # default: the settings' store and `<output_dir>/runs`
-            trigger:str="manual", # who started it: "manual" or "schedule"
+            trigger:str="manual", # who started it: "manual", "schedule" or "monitor"
             progress:bool=True) -> JobRun:
     "Run `job` through papermill, alone and on record; raises `JobFailedError` if a cell fails."
     from regime_nb.core import load_settings

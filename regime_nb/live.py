@@ -16,9 +16,9 @@ from .bus import Heartbeat, HeartbeatMonitor, Publisher, Subscriber, check_endpo
 
 # %% auto #0
 __all__ = ['DURABILITY', 'EXECUTIONS', 'SYMBOL_RE', 'PUBLISHERS', 'TICK_COLUMNS', 'BAR_FIELDS', 'PRICE_COL', 'free_endpoint',
-           'make_curve_keys', 'local_endpoint', 'check_execution', 'LiveConfig', 'SnapshotFile', 'RecordLog',
-           'IntentJournal', 'StartupPhases', 'is_ticks', 'recorded_bars', 'replay_data', 'replay_bars', 'model_spec',
-           'bar_columns_from_body', 'bars_from_body', 'rows_from_body', 'bars_body', 'features_from_body',
+           'make_curve_keys', 'local_endpoint', 'check_execution', 'market_store_path', 'LiveConfig', 'SnapshotFile',
+           'RecordLog', 'IntentJournal', 'StartupPhases', 'is_ticks', 'recorded_bars', 'replay_data', 'replay_bars',
+           'model_spec', 'bar_columns_from_body', 'bars_from_body', 'rows_from_body', 'bars_body', 'features_from_body',
            'regimes_from_body', 'percentiles_us', 'bars_in', 'Service']
 
 # %% ../nbs/12_live.ipynb #b592f626
@@ -64,6 +64,10 @@ def check_execution(spec) -> dict:
         raise RegimeNbError(f"live config execution timeout_bars={n!r}: expected an integer >= 1, the bars a limit order may work before it is given up")
     return dict(out, offset_bps=float(off))
 
+def market_store_path(store) -> str:
+    "Where the bars and predictions of a live run recorded in `store` are: `<store>.market.sqlite` beside it."
+    p = Path(store); return str(p.with_name(f"{p.stem}.market{p.suffix or '.sqlite'}"))
+
 @dataclass
 class LiveConfig:
     "Everything the live services need, serializable to JSON."
@@ -100,7 +104,7 @@ class LiveConfig:
 
     def __post_init__(self):
         self.symbol = self.symbol or Path(str(self.data)).stem
-        if not self.market_store: p = Path(self.store); self.market_store = str(p.with_name(f"{p.stem}.market{p.suffix or '.sqlite'}"))
+        if not self.market_store: self.market_store = market_store_path(self.store)
         if self.durability not in DURABILITY: raise RegimeNbError(f"live config durability={self.durability!r}: expected one of {DURABILITY}")
         if not (isinstance(self.batch, int) and not isinstance(self.batch, bool) and self.batch >= 1): raise RegimeNbError(f"live config batch={self.batch!r}: expected an integer >= 1")
         if not (isinstance(self.speed, (int, float)) and self.speed >= 0): raise RegimeNbError(f"live config speed={self.speed!r}: expected bars per second >= 0 (0: as fast as possible)")

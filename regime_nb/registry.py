@@ -15,8 +15,8 @@ from fastcore.basics import patch_to
 from .store import Store, utc_now
 
 # %% auto #0
-__all__ = ['RESERVED_ALIASES', 'LATEST', 'ArtifactIntegrityError', 'RegistryError', 'to_jsonable', 'fingerprint_data',
-           'code_version', 'Registry']
+__all__ = ['RESERVED_ALIASES', 'LATEST', 'PROFILE_FORMAT', 'ArtifactIntegrityError', 'RegistryError', 'to_jsonable',
+           'fingerprint_data', 'code_version', 'Registry', 'regime_stats', 'training_profile', 'profile_of']
 
 # %% ../nbs/04_registry.ipynb #943137ca
 class ArtifactIntegrityError(RegimeNbError):
@@ -169,6 +169,40 @@ def _spec_json(spec):
     if not isinstance(spec, (Mapping, list, tuple)): raise RegistryError(f"feature spec must be an object with to_json(), a dict, a list or their JSON; got {type(spec).__name__}")
     return _dumps(spec)
 
+# %% ../nbs/04_registry.ipynb #c80d1236
+PROFILE_FORMAT = "regime_nb.profile/1"
+
+def regime_stats(probs) -> dict:
+    "Frequencies, switches per bar, mean run length (bars), transition frequencies and mean entropy (nats) of rows of regime probabilities."
+    P = np.asarray(probs, dtype="float64"); n, K = P.shape
+    r = P.argmax(1); sw = r[1:] != r[:-1]
+    T = np.zeros((K, K)); np.add.at(T, (r[:-1], r[1:]), 1)
+    with np.errstate(divide="ignore", invalid="ignore"): H = -np.where(P > 0, P * np.log(P), 0.0).sum(1)
+    return dict(n=int(n), freq=(np.bincount(r, minlength=K) / n).tolist(), switch_rate=float(sw.mean()) if n > 1 else 0.0,
+                mean_duration=float(n / (1 + sw.sum())), transitions=(T / max(n - 1, 1)).tolist(), entropy=float(H.mean()))
+
+def training_profile(features, # training features: a DataFrame (its columns are the profile's) or an array
+                     probs, # the model's regime probabilities on the same rows
+                     max_sample:int=1000) -> dict:
+    "The training profile of a model: each feature's sorted sample and `regime_stats` of its probabilities, on the rows where both are finite."
+    F, P = np.asarray(features, dtype="float64"), np.asarray(probs, dtype="float64")
+    cols = [str(c) for c in features.columns] if isinstance(features, pd.DataFrame) else [f"x{i}" for i in range(F.shape[1])]
+    ok = np.isfinite(F).all(1) & np.isfinite(P).all(1)
+    if ok.sum() < 20: raise RegistryError(f"a training profile needs at least 20 rows with finite features and probabilities; got {int(ok.sum())}")
+    F, P = F[ok], P[ok]
+    S = np.sort(F, axis=0) if len(F) <= max_sample else np.quantile(F, np.linspace(0, 1, max_sample), axis=0)
+    return dict(format=PROFILE_FORMAT, columns=cols, rows=int(len(F)), sample=S.T.tolist(), regimes=regime_stats(P))
+
+def profile_of(model, spec, bars) -> dict|None:
+    "The training profile of `model` fitted on the features `spec` makes of `bars`; None when that cannot be computed (not bars, no spec, no `predict_proba`)."
+    if spec is None or not isinstance(bars, pd.DataFrame) or "close" not in bars.columns or not hasattr(model, "predict_proba"): return None
+    from regime_nb.features import compute_features
+    try:
+        X = compute_features(bars, spec)
+        return training_profile(X, model.predict_proba(X))
+    except Exception as e:  # a registration never fails for want of a profile: the monitor says drift is not checked for this version
+        _log.info("no training profile recorded: %r", e); return None
+
 # %% ../nbs/04_registry.ipynb #8ebbeeed
 def _write_temp(folder, model):
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".joblib", dir=folder)
@@ -191,8 +225,10 @@ def register(self, model, # any picklable model; its `get_params()` is recorded 
              tags=(), # free tags for this version
              symbol:str|None=None, # what the model was trained on; default: the fingerprint's symbol
              note:str="", # free text
+             profile:dict|None=None, # the training profile drift is measured against; default: `profile_of(model, spec, data)` when it can
             ) -> int:
     "Store `model` as a new version and return its number."
+    if profile is None and data is not None and fingerprint is None: profile = profile_of(model, spec, data)
     tags = [_check_name(t, "tag") for t in ([tags] if isinstance(tags, str) else tags)]
     if data is not None and fingerprint is not None: raise RegistryError("pass data or fingerprint, not both")
     if metrics is not None and not isinstance(metrics, Mapping): raise RegistryError(f"metrics must be a dict, got {type(metrics).__name__}")
@@ -202,7 +238,8 @@ def register(self, model, # any picklable model; its `get_params()` is recorded 
     params = _params(model)
     row = dict(model_class=_class_name(model), params=_dumps(params), feature_spec=_spec_json(spec),
                fingerprint=_dumps(fp) if fp else None, symbol=fp.get("symbol", symbol), data_start=fp.get("start"),
-               data_end=fp.get("end"), rows=fp.get("rows"), metrics=_dumps(metrics or {}), code_version=code_version(), note=str(note))
+               data_end=fp.get("end"), rows=fp.get("rows"), metrics=_dumps(metrics or {}), code_version=code_version(), note=str(note),
+               profile=None if profile is None else _dumps(profile))
     tmp, sha, size = _write_temp(self.artifacts, model)
     try:
         with self.store.transaction():
@@ -256,7 +293,7 @@ def show(self, ref) -> dict:
     "Full metadata of the version `ref` stands for."
     v = self.resolve(ref)
     meta = dict(self.store.query_one("SELECT * FROM models WHERE version = ?", (v,)))
-    for k in ("params", "feature_spec", "fingerprint", "metrics"): meta[k] = None if meta[k] is None else json.loads(meta[k])
+    for k in ("params", "feature_spec", "fingerprint", "metrics", "profile"): meta[k] = None if meta[k] is None else json.loads(meta[k])
     meta["aliases"] = [r[0] for r in self.store.query("SELECT alias FROM aliases WHERE version = ? ORDER BY alias", (v,))]
     meta["tags"] = [r[0] for r in self.store.query("SELECT tag FROM tags WHERE version = ? ORDER BY tag", (v,))]
     meta["path"] = str(self.artifacts/meta["artifact"])

@@ -345,6 +345,14 @@ def validation_figures(returns, periods_per_year:float=252.0) -> dict:
     sharpe, hit = return_figures(r, periods_per_year)
     return dict(validation_sharpe=sharpe, validation_hit_rate=hit, validation_bars=int(np.isfinite(r).sum()), validation_periods_per_year=float(periods_per_year))
 
+def validation_targets(metrics:dict, # a version's registry metrics
+                       periods_per_year:float=252.0) -> dict:
+    "The `sharpe` and `hit_rate` a live model is judged against, from its registry metrics, the Sharpe annualized as the live one will be; {} when it has none."
+    out = {k: float(metrics[f"validation_{k}"]) for k in ("sharpe", "hit_rate") if metrics.get(f"validation_{k}") is not None}
+    ppy = metrics.get("validation_periods_per_year")
+    if "sharpe" in out and ppy: out["sharpe"] *= math.sqrt(periods_per_year / float(ppy))
+    return out
+
 def _degradation(m, L):
     "Why the model is degraded (None: it is not, or too few live bars or no figures to judge) and the live (Sharpe, hit rate, bars) when judged."
     if m.live_returns is None or (m.validation_sharpe is None and m.validation_hit_rate is None): return None, None

@@ -199,12 +199,12 @@ MIGRATIONS = [
 ]
 
 # %% ../nbs/10_store.ipynb #c0f7faf2
-# every run of a job notebook (retrain, reports), scheduled or manual: written when it starts, completed when it ends
+# every run of a job notebook (retrain, reports), manual, scheduled or started by the monitor: written when it starts, completed when it ends
 MIGRATIONS.append(Migration(5, "job runs", (
     """CREATE TABLE runs (
         id          TEXT PRIMARY KEY,                 -- sorts by start time: 20261203T061500-1a2b3c
         job         TEXT NOT NULL,
-        trigger     TEXT NOT NULL DEFAULT 'manual' CHECK (trigger IN ('manual', 'schedule')),
+        trigger     TEXT NOT NULL DEFAULT 'manual' CHECK (trigger IN ('manual', 'schedule', 'monitor')),
         status      TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'skipped')),
         params      TEXT NOT NULL DEFAULT '{}',       -- JSON: the values the job was given
         started_at  TEXT NOT NULL,
@@ -219,6 +219,20 @@ MIGRATIONS.append(Migration(5, "job runs", (
         reason      TEXT NOT NULL DEFAULT '',         -- why it promoted or not, or why it was skipped
         outcome     TEXT)""",                         # JSON: what the job reported (gate verdicts, version registered)
     "CREATE INDEX runs_by_job ON runs(job, started_at)")))
+
+# %% ../nbs/10_store.ipynb #7247685a
+# monitoring: an alert is one episode of a condition (`episode` names it) until it clears (`cleared_ns`); at most one
+# episode of a name is open, across processes. A webhook posts each alert once: `notified_ns` marks it posted (the outbox).
+# A model may carry its training profile (feature quantiles, regime frequencies): what drift is measured against.
+MIGRATIONS.append(Migration(len(MIGRATIONS) + 1, "alert episodes, webhook outbox, training profiles", (
+    "ALTER TABLE alerts ADD COLUMN episode TEXT",                     # e.g. 'feature_drift:sp500:ret_1'; NULL: a one-off event
+    "ALTER TABLE alerts ADD COLUMN cleared_ns INTEGER",               # when the episode cleared; NULL: still open (or a one-off event)
+    "ALTER TABLE alerts ADD COLUMN notified_ns INTEGER",              # when the webhook took it; NULL: not yet; 0: skipped (too old)
+    "ALTER TABLE alerts ADD COLUMN notify_attempts INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE alerts ADD COLUMN notify_error TEXT NOT NULL DEFAULT ''",
+    "CREATE UNIQUE INDEX alerts_open_episode ON alerts(episode) WHERE episode IS NOT NULL AND cleared_ns IS NULL",
+    "CREATE INDEX alerts_outbox ON alerts(id) WHERE notified_ns IS NULL",
+    "ALTER TABLE models ADD COLUMN profile TEXT")))                   # JSON: regime_nb.registry.training_profile
 
 # %% ../nbs/10_store.ipynb #6b16a702
 _log = get_logger("store")
@@ -816,6 +830,53 @@ def latest_health(self) -> pd.DataFrame:
     df = self.query_df("SELECT service, ts_ns, status, detail FROM health_latest ORDER BY service")
     df["age_s"] = (now_ns() - df["ts_ns"].astype("int64")) / 1e9
     return df
+
+# %% ../nbs/10_store.ipynb #adca97a3
+@patch_to(Store)
+def raise_episode(self, episode:str, # the condition's name, e.g. 'feature_drift:sp500:ret_1'
+                  level:str, kind:str, service:str, message:str, ts_ns=None) -> tuple:
+    "Open the alert episode `episode`, or keep the open one; returns (its alert id, whether this call recorded an alert)."
+    if level not in ALERT_LEVELS: raise StoreError(f"alert level={level!r}: expected one of {ALERT_LEVELS}")
+    t = _to_ns(ts_ns, "ts_ns") or now_ns()
+    with self.transaction():
+        old = self.query_one("SELECT id, level FROM alerts WHERE episode = ? AND cleared_ns IS NULL", (str(episode),))
+        if old is not None:
+            if ALERT_LEVELS.index(level) <= ALERT_LEVELS.index(old["level"]): return old["id"], False
+            self.execute("UPDATE alerts SET cleared_ns = ? WHERE id = ?", (t, old["id"]))  # escalated: a new alert at the higher level
+        rid = self.execute("INSERT INTO alerts (ts_ns, level, kind, service, message, episode) VALUES (?, ?, ?, ?, ?, ?)",
+                           (t, level, str(kind), str(service), str(message), str(episode))).lastrowid
+    (_log.warning if level in ("info", "warning") else _log.error)("alert %s/%s from %s: %s", level, kind, service, message)
+    return rid, True
+
+@patch_to(Store)
+def clear_episode(self, episode:str, message:str, ts_ns=None) -> int|None:
+    "Close the open episode `episode` and record that it cleared (an info alert of its kind); None when none is open."
+    t = _to_ns(ts_ns, "ts_ns") or now_ns()
+    with self.transaction():
+        old = self.query_one("SELECT id, kind, service FROM alerts WHERE episode = ? AND cleared_ns IS NULL", (str(episode),))
+        if old is None: return None
+        self.execute("UPDATE alerts SET cleared_ns = ? WHERE id = ?", (t, old["id"]))
+        rid = self.execute("INSERT INTO alerts (ts_ns, level, kind, service, message, episode, cleared_ns) VALUES (?, 'info', ?, ?, ?, ?, ?)",
+                           (t, old["kind"], old["service"], str(message), str(episode), t)).lastrowid
+    _log.info("cleared %s from %s: %s", old["kind"], old["service"], message)
+    return rid
+
+@patch_to(Store)
+def open_episodes(self) -> pd.DataFrame:
+    "The alert episodes not cleared yet, oldest first."
+    return self.query_df("SELECT * FROM alerts WHERE episode IS NOT NULL AND cleared_ns IS NULL ORDER BY id")
+
+@patch_to(Store)
+def outbox(self, limit:int=100) -> list:
+    "Alerts no webhook has taken yet, oldest first, as dicts."
+    return [dict(r) for r in self.query("SELECT * FROM alerts WHERE notified_ns IS NULL ORDER BY id LIMIT ?", (int(limit),))]
+
+@patch_to(Store)
+def mark_notified(self, alert_id:int, ok:bool, error:str="", skipped:bool=False):
+    "Record one delivery attempt of an alert: taken (`ok`), failed (`error`, tried again later), or `skipped` for good."
+    if ok: self.execute("UPDATE alerts SET notified_ns = ?, notify_attempts = notify_attempts + 1 WHERE id = ?", (now_ns(), int(alert_id)))  # the last failure stays on record
+    elif skipped: self.execute("UPDATE alerts SET notified_ns = 0, notify_error = ? WHERE id = ?", (str(error), int(alert_id)))
+    else: self.execute("UPDATE alerts SET notify_attempts = notify_attempts + 1, notify_error = ? WHERE id = ?", (str(error)[:500], int(alert_id)))
 
 # %% ../nbs/10_store.ipynb #0225021e
 from collections import deque

@@ -15,7 +15,7 @@ from .bus import ERROR_TOPIC, AsyncClient, HeartbeatMonitor, Subscriber, check_e
 from .backtest import S_CASH, S_EQUITY, S_UNITS, T_UNITS, engine_step_nb
 from .broker import Fill
 from fastcore.basics import patch_to
-from .risk import AccountState, MarketState, OrderRequest, drawdown_step_nb
+from .risk import AccountState, MarketState, OrderRequest, drawdown_step_nb, validation_targets
 from .store import RecordWriter
 from .strategies import make_inputs, make_strategy, strategy_run_nb, strategy_step_nb
 from .live import (BAR_FIELDS, PRICE_COL, IntentJournal, LiveConfig, Service, SnapshotFile, bar_columns_from_body,
@@ -349,10 +349,7 @@ class ServiceWatch:
             with Registry(self.cfg.registry) as reg: metrics = reg.show(int(version)).get("metrics") or {}
         except Exception as e:
             metrics = {}; self.writer.add("alert", "warning", "validation_figures", self.who, f"no validation figures for model {version}: {e}")
-        self.validation = {k: float(metrics[f"validation_{k}"]) for k in ("sharpe", "hit_rate") if metrics.get(f"validation_{k}") is not None}
-        ppy = metrics.get("validation_periods_per_year")
-        if "sharpe" in self.validation and ppy:  # annualized as the live Sharpe will be (`RiskLimits.periods_per_year`)
-            self.validation["sharpe"] *= math.sqrt(self.risk.limits.periods_per_year / float(ppy))
+        self.validation = validation_targets(metrics, self.risk.limits.periods_per_year)
         if not self.validation: self.writer.add("alert", "info", "validation_figures", self.who, f"model {version} has no validation figures: the degradation check is off for it")
 
 # %% ../nbs/12b_trading.ipynb #8e4ebeb7
