@@ -388,6 +388,7 @@ def choose_model(bars:pd.DataFrame, # the training window's bars (needs `close`)
                  inner_test:int=125, # rows of each inner test window (and between inner fits)
                  costs_bps:float=10.0, # cost per side in the inner backtests and the exposure rules
                  drawdown_penalty:float=1.0, # score = Sharpe - this × max drawdown
+                 margin:float=0.25, # of the candidates scoring within this of the best, the simplest is chosen
                  random_state:int=0,
                  progress:bool=False) -> ModelChoice:
     "Choose a regime model and its exposures by walk-forward value inside `bars` (BIC only prunes); see above."
@@ -419,7 +420,8 @@ def choose_model(bars:pd.DataFrame, # the training window's bars (needs `close`)
     table = pd.DataFrame(rows)
     live = table[table.pruned == ""]
     if live.empty: raise RegimeNbError(f"choose_model: BIC pruned every candidate ({', '.join(map(str, cands))}); offer models of two regimes or more")
-    best = live.sort_values(["score", "n_regimes"], ascending=[False, True], kind="stable").index[0]
+    near = live[live.score >= live.score.max() - margin].assign(not_calm=lambda d: d.rule != "calm")  # within `margin` of the best: the simplest wins
+    best = near.sort_values(["n_regimes", "not_calm", "n_trades", "score"], ascending=[True, True, True, False], kind="stable").index[0]
     table["chosen"] = table.index == best
     c = next(c for c in cands if str(c) == table.loc[best, "candidate"])
     ex = _rule_targets(fitted[c], X, close, (0, n), (n, n), [table.loc[best, "rule"]], costs_bps)[table.loc[best, "rule"]][0]
