@@ -1,5 +1,5 @@
 "The `regime-nb` console script, run as a user runs it: a real process, real files, exit codes."
-import json
+import json, re
 from pathlib import Path
 import pandas as pd
 from regime_nb.data import make_bad_bars, simulate_ticks
@@ -138,3 +138,17 @@ def test_backtest_register_records_the_out_of_sample_figures_the_live_check_judg
     assert json.loads(cli("registry", "show", "champion", "--registry", reg).stdout)["version"] == 1 and "registered" not in r.stdout  # and nothing registered
     r = cli("backtest", "--data", "nasdaq", "--alias", "champion", "--registry", reg, "--quiet")  # --register forgotten: said, not ignored
     assert r.returncode == 2 and "--alias need --register (without it nothing is registered)" in r.stderr, r.stderr[-300:]
+
+def test_fit_with_no_options_registers_its_exposures_and_live_serves_them(cli, tmp_path):
+    reg = tmp_path/"reg"
+    r = cli("fit", "--data", "sp500", "--registry", reg, "--promote", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "by walk-forward value inside the last 1000 bars" in r.stdout and "one regime" in r.stdout  # the one-regime fits: BIC only
+    shown = json.loads(cli("registry", "show", "champion", "--registry", reg).stdout)
+    strat = shown["metrics"]["strategy"]
+    assert strat["kind"] == "RegimeExposure" and len(strat["exposures"]) == shown["metrics"]["n_regimes"] and shown["rows"] == 1000
+    r = cli("live", "--data", "sp500", "--start", "2018-07-01", "--registry", reg, "--run-dir", tmp_path/"run", "--duration", "120")
+    assert r.returncode == 0, r.stderr
+    assert f"strategy: {strat} (as registered with champion, version 1" in r.stdout
+    m = re.search(r"parity with the backtest: (\d+) live trades vs (\d+), max \|equity difference\| (\S+)", r.stdout)
+    assert m and m.group(1) == m.group(2) and float(m.group(3).rstrip(";")) == 0, r.stdout
