@@ -81,11 +81,15 @@ def _load_any(name_or_path, args=None):
     if not Path(name_or_path).exists() and name_or_path in DATASETS: return load_dataset(name_or_path), name_or_path
     return load_bars(name_or_path), Path(name_or_path).stem
 
+def _check_ks(args):
+    "--k, --min-k and --max-k make sense together, or an error says what is allowed."
+    if getattr(args, "k", None) is not None and args.k < 1: raise RegimeNbError(f"--k {args.k}: expected at least 1 regime")
+    if args.min_k < 1 or args.max_k < args.min_k: raise RegimeNbError(f"--min-k {args.min_k} --max-k {args.max_k}: expected 1 <= min-k <= max-k")
+
 def _make_model(args):
     from regime_nb.regimes import GMMRegime, HMMRegime, KMeansRegime, RuleRegime
+    _check_ks(args)
     ks = range(args.min_k, args.max_k + 1) if args.k is None else args.k
-    if args.k is not None and args.k < 1: raise RegimeNbError(f"--k {args.k}: expected at least 1 regime")
-    if args.min_k < 1 or args.max_k < args.min_k: raise RegimeNbError(f"--min-k {args.min_k} --max-k {args.max_k}: expected 1 <= min-k <= max-k")
     if args.model == "gmm": return GMMRegime(n_components=ks, criterion=args.criterion, random_state=args.seed)
     if args.model == "hmm": return HMMRegime(n_components=ks, criterion=args.criterion, random_state=args.seed)
     if args.model == "kmeans": return KMeansRegime(n_components=args.k or args.max_k, random_state=args.seed)
@@ -96,8 +100,20 @@ def _registry(args, s):
     return Registry(args.registry or s.paths.registry)
 
 # %% ../nbs/14_cli.ipynb #860f83dc
+def _choose(args, bars, X):
+    "`fit --model auto`: `choose_model` on the last `--train` bars; the model, the window's bars, and what to print and register."
+    from regime_nb.validation import CHOICE_TRAIN, candidate_models, choose_model
+    n = args.train or CHOICE_TRAIN
+    if n < 2: raise RegimeNbError(f"--train {n}: expected a number of bars, e.g. 1000")
+    cands = [c for c in candidate_models(args.families.split(","), args.max_k, args.covariance_types.split(",")) if c.n_regimes == 1 or c.n_regimes >= args.min_k]
+    ch = choose_model(bars.iloc[-n:], X.iloc[-n:], candidates=cands, costs_bps=args.costs_bps, random_state=args.seed, progress=not args.quiet)
+    cols = ["candidate", "rule", "bic", "pruned", "sharpe", "max_drawdown", "n_trades", "score", "chosen"]
+    with pd.option_context("display.width", 200, "display.max_rows", 200): print(ch.table[cols].round(3).to_string(index=False))
+    print(f"chosen: {ch.candidate}, exposures {','.join(f'{e:g}' for e in ch.exposures)} (rule {ch.rule}) by walk-forward value inside the last {n} bars")
+    return ch.model, bars.iloc[-n:], X.iloc[-n:], ch.metrics()
+
 def cmd_fit(args) -> int:
-    "Fit a regime model, print its IC table and regime summary, register it (and optionally promote it)."
+    "Fit a regime model (by default chosen with its exposures by walk-forward value, `choose_model`), print how, register it (and optionally promote it)."
     from regime_nb.data import validate_bars
     from regime_nb.features import FeatureSpec, compute_features
     s = _settings(args)
@@ -105,15 +121,20 @@ def cmd_fit(args) -> int:
     validate_bars(bars, mode="raise", spike_z=s.data.spike_z, stale_bars=s.data.stale_bars)
     spec = FeatureSpec.from_json(Path(args.features).read_text()) if args.features else FeatureSpec.default()
     X = compute_features(bars, spec)
-    model = _make_model(args).fit(X)
-    with pd.option_context("display.width", 200):
-        if hasattr(model, "bic_table_"): print(model.bic_table_.round(1).to_string()); print(f"chosen: K={model.n_regimes_} by {args.criterion.upper()}")
-        print(model.regime_summary(X).round(4).to_string())
-    metrics = dict(n_regimes=model.n_regimes_, mean_loglik=model.score(X))
-    if hasattr(model, "bic_table_"): metrics[args.criterion] = float(model.bic_table_[args.criterion].min())
+    args.max_k = args.max_k or (3 if args.model == "auto" else 6)
+    _check_ks(args)
+    if args.model == "auto": model, bars, X, metrics = _choose(args, bars, X)
+    else:
+        if args.train: bars, X = bars.iloc[-args.train:], X.iloc[-args.train:]
+        model = _make_model(args).fit(X)
+        metrics = dict(n_regimes=model.n_regimes_, mean_loglik=model.score(X))
+        if hasattr(model, "bic_table_"):
+            print(model.bic_table_.round(1).to_string()); print(f"chosen: K={model.n_regimes_} by {args.criterion.upper()}")
+            metrics[args.criterion] = float(model.bic_table_[args.criterion].min())
+    with pd.option_context("display.width", 200): print(model.regime_summary(X).round(4).to_string())
     with _registry(args, s) as reg:
         v = reg.register(model, spec=spec, data=bars, symbol=symbol, metrics=metrics, tags=args.tag or ())
-        print(f"registered version {v} in {reg.root}")
+        print(f"registered version {v} in {reg.root}" + (f" with its strategy {metrics['strategy']}" if "strategy" in metrics else ""))
         if args.promote or args.alias:
             alias = args.alias or "champion"
             prev = reg.promote(v, alias, reason=args.reason or f"regime-nb fit --model {args.model} on {symbol}")
@@ -339,13 +360,17 @@ def cmd_live(args) -> int:
     s = _settings(args)
     run_dir = Path(args.run_dir) if args.run_dir else Path(s.paths.output_dir)/"live"/time.strftime("%Y%m%d-%H%M%S")
     from regime_nb.registry import Registry
-    with Registry(args.registry or s.paths.registry) as reg: reg.resolve(args.model_alias)  # fail now, clearly, if nothing is served
+    with Registry(args.registry or s.paths.registry) as reg:
+        v = reg.resolve(args.model_alias)  # fail now, clearly, if nothing is served
+        registered = reg.strategy(v)  # what `fit` chose with the model, if it chose one
+    strategy = {"kind": "RegimeExposure", "exposures": list(_floats(args.exposures or "1,0"))} if args.exposures or not registered else registered
+    if not args.exposures: print(f"strategy: {strategy} ({'as registered with' if registered else 'the default: none is registered with'} {args.model_alias}, version {v}; --exposures overrides it)")
     cfg = LiveConfig(run_dir=str(run_dir), store=args.store or str(run_dir/"store.sqlite"), registry=str(args.registry or s.paths.registry),
                      data=args.data or "sp500", symbol=args.symbol or "", books=books, start=args.start, end=args.end, speed=args.speed, clock=args.clock, bar_interval=args.bar_interval, curve_dir=args.curve_dir,
                      model_alias=args.model_alias, shadow_alias=args.shadow_alias, costs_bps=args.costs_bps, durability=args.durability, batch=args.batch,
-                     strategy={"kind": "RegimeExposure", "exposures": list(_floats(args.exposures))}, execution=execution_of(args),
+                     strategy=strategy, execution=execution_of(args),
                      risk=live_risk(s, args))
-    if max(map(abs, _floats(args.exposures))) > s.risk.max_position: print(f"note: exposures {args.exposures} exceed [risk] max_position={s.risk.max_position:g}: the risk manager caps them")
+    if max(map(abs, strategy.get("exposures", [0.0]))) > s.risk.max_position: print(f"note: exposures {strategy.get('exposures')} exceed [risk] max_position={s.risk.max_position:g}: the risk manager caps them")
     sup = Supervisor(cfg)  # refuses a model that does not fit the strategy, before anything starts
     sup.run(args.duration, handle_signals=True)
     unexplained = False
@@ -508,8 +533,13 @@ def make_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_data_validate)
     f = sub.add_parser("fit", help="fit a regime model on a dataset or file and register it")
     f.add_argument("--data", default="sp500", help="bundled dataset name or bars file")
-    f.add_argument("--model", choices=["gmm", "hmm", "kmeans", "rule"], default="gmm")
-    f.add_argument("--max-k", type=int, default=6, help="largest number of regimes to consider")
+    f.add_argument("--model", choices=["auto", "gmm", "hmm", "kmeans", "rule"], default="auto", help="auto: choose family, regimes and exposures by walk-forward value (default)")
+    f.add_argument("--max-k", type=int, default=None, help="largest number of regimes to consider (default: 3 with auto, else 6)")
+    f.add_argument("--train", type=int, default=None, help="fit on the last N bars (default: 1000 with auto, else all)")
+    f.add_argument("--families", default="gmm,hmm,kmeans", help="auto: model families to choose among")
+    f.add_argument("--covariance-types", default="full,diag", help="auto: covariance types of the GMM and HMM candidates")
+    f.add_argument("--costs-bps", type=float, default=10.0, help="auto: costs per side in the walk-forward the choice is made by")
+    f.add_argument("--quiet", action="store_true", help="no progress bar")
     f.add_argument("--min-k", type=int, default=1, help="smallest number of regimes to consider")
     f.add_argument("--k", type=int, default=None, help="fix the number of regimes instead of choosing it")
     f.add_argument("--criterion", choices=["bic", "aic"], default="bic")
@@ -586,7 +616,7 @@ def make_parser() -> argparse.ArgumentParser:
     lv.add_argument("--registry", help="registry folder (default: [paths] registry)")
     lv.add_argument("--run-dir", help="folder for logs and snapshots (default: <output_dir>/live/<time>)")
     lv.add_argument("--model-alias", default="champion"); lv.add_argument("--shadow-alias", default=None)
-    lv.add_argument("--exposures", default="1,0", help="RegimeExposure exposures, calmest regime first")
+    lv.add_argument("--exposures", default=None, help="RegimeExposure exposures, calmest regime first (default: the strategy registered with the served model, else 1,0)")
     lv.add_argument("--costs-bps", type=float, default=10.0)
     lv.add_argument("--durability", choices=("full", "process"), default="full", help="full: each order is fsynced before it is sent; process: it survives any process crash")
     lv.add_argument("--batch", type=int, default=64, help="most bars per message at full speed")

@@ -295,6 +295,15 @@ def load(self, ref):
     "The model `ref` (a version, 'latest', an alias or a tag) stands for, after verifying its artifact."
     return self.load_with_meta(ref)[0]
 
+# %% ../nbs/04_registry.ipynb #e02836f9
+@patch_to(Registry)
+def strategy(self, ref) -> dict|None:
+    "The strategy spec registered with version `ref` (its metrics' `strategy`, e.g. {'kind': 'RegimeExposure', 'exposures': [0, 1]}), or None."
+    s = (self.show(ref)["metrics"] or {}).get("strategy")
+    if s is not None and not (isinstance(s, Mapping) and isinstance(s.get("kind", "RegimeExposure"), str)):
+        raise RegistryError(f"version {self.resolve(ref)} records strategy {s!r}: expected a spec such as {{'kind': 'RegimeExposure', 'exposures': [1.0, 0.0]}}")
+    return dict(s) if s is not None else None
+
 # %% ../nbs/04_registry.ipynb #0cb86073
 @patch_to(Registry)
 def promote(self, ref, # the version to promote (or any ref, e.g. "challenger")

@@ -76,3 +76,18 @@ def test_a_strategy_that_reads_a_feature_the_model_does_not_walks_forward_on_it(
         inp = pd.concat([bars.iloc[lo:b], X.iloc[lo:b], m.predict_proba(X.iloc[lo:b]), z.iloc[lo:b]], axis=1)
         np.testing.assert_allclose(wf.targets.loc[bars.index[a]:bars.index[b - 1]].to_numpy(), zs.targets(inp).iloc[a - lo:].to_numpy(), atol=1e-9)
     assert wf.stats["n_trades"] > 5
+
+def test_the_default_choice_meets_the_bar_on_the_sp500():
+    "Issue 15's protocol: 1000-day fits every 126 days, long/cash, one-day delay, 10 bp. The model `fit` chooses with no options earns at least "
+    "a plain two-regime HMM's Sharpe with at most half of buy & hold's drawdown. Slow: about 10 minutes on a loaded 2-core machine (see README)."
+    from regime_nb.validation import FixedChoice, walk_forward_choice
+    sp = load_dataset("sp500")
+    hmm2 = walk_forward_choice(sp, FixedChoice(HMMRegime(2)))
+    chosen = walk_forward_choice(sp)
+    assert chosen.targets.index.equals(hmm2.targets.index)
+    bh = chosen.result.benchmark_stats
+    s = chosen.stats
+    print(f"chosen: Sharpe {s['sharpe']:.3f}, max drawdown {s['max_drawdown']:.3f}; HMM-2: {hmm2.stats['sharpe']:.3f}, {hmm2.stats['max_drawdown']:.3f}; "
+          f"buy & hold: {bh['sharpe']:.3f}, {bh['max_drawdown']:.3f}")
+    assert s["sharpe"] >= hmm2.stats["sharpe"], (s["sharpe"], hmm2.stats["sharpe"])
+    assert s["max_drawdown"] <= 0.5 * bh["max_drawdown"], (s["max_drawdown"], bh["max_drawdown"])
