@@ -101,7 +101,7 @@ def test_retrain_promotes_exactly_when_every_gate_passes_and_a_failure_changes_n
     first = _champion(reg); assert first == o["version"]
     from regime_nb.registry import Registry
     with Registry(reg) as rg: meta = rg.show(first)
-    assert meta["metrics"]["run_id"] and meta["metrics"]["gates_passed"] and meta["metrics"]["strategy"]["kind"] == "RegimeExposure" and meta["fingerprint"]
+    assert meta["metrics"]["run_notebook"] == str(nb) and meta["metrics"]["run_id"] in nb.name and meta["metrics"]["gates_passed"] and meta["metrics"]["strategy"]["kind"] == "RegimeExposure" and meta["fingerprint"]
     r = cli("retrain", "-p", "families", "gmm", "-p", "max_k", "2", "-p", "min_sharpe_gain", "5", "--quiet")  # must beat the champion's Sharpe by 5
     assert r.returncode == 0, r.stderr
     o = read_outcome(Path(r.stdout.split("executed notebook: ")[1].split()[0]))
