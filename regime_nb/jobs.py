@@ -249,7 +249,7 @@ def run_job(job, # a job name in nbs/jobs/, or a notebook's path
     s = load_settings() if store is None or runs_dir is None else None
     runs_dir = Path(runs_dir if runs_dir is not None else Path(s.paths.output_dir)/"runs")
     rid = new_run_id(); out = runs_dir/name/f"{rid}.ipynb"
-    sent = {**given, **({"run_id": rid} if "run_id" in declared else {})}
+    sent = {**given, **({"run_id": rid} if "run_id" in declared else {}), **({"run_notebook": str(out)} if "run_notebook" in declared else {})}  # what the job links its results to
     with Store(store if store is not None else s.paths.store) as st:
         try: lock = JobLock(runs_dir, name, holder=f"run {rid}").__enter__()
         except JobBusyError as e:

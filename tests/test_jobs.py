@@ -83,3 +83,40 @@ def test_report_backtest_prints_the_paths_of_its_notebook_and_html(cli, tmp_path
     assert r.returncode == 0, r.stderr
     nb = Path(r.stdout.split("executed notebook: ")[1].split()[0])
     assert nb.is_file() and Path(r.stdout.split("(HTML: ")[1].split(")")[0]) == nb.with_suffix(".html") and read_outcome(nb)["data"] == "nasdaq"
+
+def _champion(reg_path):
+    from regime_nb.registry import Registry
+    from regime_nb.core import RegimeNbError
+    with Registry(reg_path) as reg:
+        try: return reg.resolve("champion")
+        except RegimeNbError: return None
+
+def test_retrain_promotes_exactly_when_every_gate_passes_and_a_failure_changes_nothing(cli, tmp_path):
+    "Three runs of `regime-nb retrain` on the real S&P 500: gates that pass promote, gates that fail do not, a failing cell exits 1; each on record."
+    reg = tmp_path/"output"/"registry"
+    r = cli("retrain", "-p", "min_sharpe", "-5", "-p", "min_monthly_return", "-1", "--quiet")  # the defaults' candidates, gates a first model can pass
+    assert r.returncode == 0, r.stderr
+    nb = Path(r.stdout.split("executed notebook: ")[1].split()[0]); o = read_outcome(nb)
+    assert o["gates_passed"] and o["promoted"] and "promoted to champion" in r.stdout, (r.stdout, [g["reason"] for g in o["gates"] if not g["passed"]])
+    first = _champion(reg); assert first == o["version"]
+    from regime_nb.registry import Registry
+    with Registry(reg) as rg: meta = rg.show(first)
+    assert meta["metrics"]["run_notebook"] == str(nb) and meta["metrics"]["run_id"] in nb.name and meta["metrics"]["gates_passed"] and meta["metrics"]["strategy"]["kind"] == "RegimeExposure" and meta["fingerprint"]
+    r = cli("retrain", "-p", "families", "gmm", "-p", "max_k", "2", "-p", "min_sharpe_gain", "5", "--quiet")  # must beat the champion's Sharpe by 5
+    assert r.returncode == 0, r.stderr
+    o = read_outcome(Path(r.stdout.split("executed notebook: ")[1].split()[0]))
+    failed = [g for g in o["gates"] if not g["passed"]]
+    assert not o["promoted"] and not o["gates_passed"] and any(g["metric"] == "sharpe (absolute gain)" for g in failed), o
+    assert "not promoted" in r.stdout and _champion(reg) == first
+    r = cli("retrain", "-p", "data", str(tmp_path/"missing.csv"), "--quiet")  # a cell fails: nothing changes
+    assert r.returncode == 1 and "failed in cell" in r.stderr, r.stderr
+    assert _champion(reg) == first
+    with Store(tmp_path/"output"/"regime_nb.sqlite") as st: rs = runs(st, job="retrain")
+    assert rs.status.tolist() == ["failed", "succeeded", "succeeded"] and rs.promoted.tolist() == [0, 0, 1], rs
+
+def test_retrain_refuses_a_bad_parameter_before_any_work(cli, tmp_path):
+    r = cli("retrain", "-p", "max_k", "20")
+    assert r.returncode == 2 and "parameter max_k=20: expected a number >= 2 and <= 8" in r.stderr, r.stderr
+    r = cli("retrain", "-p", "families", "gmm,lstm")
+    assert r.returncode == 2 and "families='lstm': expected one of gmm, hmm, kmeans" in r.stderr, r.stderr
+    assert not (tmp_path/"output"/"runs").exists()
