@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 NB_WORKERS ?= 2
 
-.PHONY: setup demo test check-sync test-nbs test-py bench lab clean
+.PHONY: setup demo test check-sync test-nbs test-py test-slow bench lab clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,11 @@ test-nbs: setup
 	$(BIN)/nbdev-test --n-workers $(NB_WORKERS)
 
 test-py: setup
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -m "not slow" tests
+
+# evaluations too slow for every change (issue 15's model-choice protocol on the S&P 500: about 18 minutes)
+test-slow: setup
+	$(BIN)/python -m pytest -q -s -m slow tests
 
 test: check-sync test-nbs test-py
 
