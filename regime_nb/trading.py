@@ -14,17 +14,16 @@ from .data import OHLCV
 from .bus import ERROR_TOPIC, AsyncClient, HeartbeatMonitor, Subscriber, check_endpoint
 from .backtest import S_CASH, S_EQUITY, S_UNITS, T_UNITS, engine_step_nb
 from .broker import Fill
-from fastcore.basics import patch_to
-from .risk import AccountState, MarketState, OrderRequest, drawdown_step_nb, validation_targets
-from .store import RecordWriter
+from .risk import MarketState, OrderRequest, drawdown_step_nb, validation_targets
+from .records import RecordWriter
+from .account import AccountLimits
 from .strategies import make_inputs, make_strategy, strategy_run_nb, strategy_step_nb
 from .live import (BAR_FIELDS, PRICE_COL, IntentJournal, LiveConfig, Service, SnapshotFile, bar_columns_from_body,
-                            model_spec, percentiles_us, regimes_from_body, replay_bars, _all_ints)
+                            model_spec, percentiles_us, regimes_from_body, replay_bars)
 
 # %% auto #0
-__all__ = ['ACCOUNT_ROWS', 'BarQueue', 'record_intent', 'ExecutionSteps', 'quiet_run_nb', 'QuietStretches', 'OrderDesk',
-           'LimitOrderRule', 'ServiceWatch', 'MessageFlow', 'account_body', 'account_from_body', 'AccountWatch',
-           'AccountLimits', 'RegimeRecovery', 'Recovery', 'TradingService']
+__all__ = ['BarQueue', 'record_intent', 'ExecutionSteps', 'quiet_run_nb', 'QuietStretches', 'OrderDesk', 'LimitOrderRule',
+           'ServiceWatch', 'MessageFlow', 'RegimeRecovery', 'Recovery', 'TradingService']
 
 # %% ../nbs/12b_trading.ipynb #a362dd06
 class BarQueue:
@@ -419,128 +418,6 @@ class MessageFlow:
                     regime=self.regime_now(), blocked=dict(self.blocked), undecided=self.counts.get("undecided", 0), gaps=self.sub.gaps if self.sub is not None else 0,
                     first_bar_ns=self.first_bar_ns)  # wall clock (ns) of the first bar processed: when start-up ended
 
-# %% ../nbs/12b_trading.ipynb #901dfc85
-ACCOUNT_ROWS = 32  # every `account.<book>` message repeats the book's last this many bars, so a listener that joined late or restarted misses none
-
-def account_body(rows:list, # (ts, equity, notional, close) of the book's last bars, oldest first
-                 done:bool, # the book's replay has ended: nobody need wait for it
-                 prev:int=-1): # the book's bar before the first of `rows` (-1: none), so a listener tells when it missed some
-    "The body of an `account.<book>` message: timestamps, then equity, notional and close as raw float64."
-    return dict(ts=[int(r[0]) for r in rows], x=np.array([r[1:] for r in rows], dtype="float64").reshape(len(rows), 3).tobytes(), done=bool(done), prev=int(prev))
-
-def account_from_body(body) -> tuple|None:
-    "`(ts, n × 3 array of equity, notional, close, done, prev)` from an `account.` body, or None if it is not well formed."
-    if not isinstance(body, dict) or not isinstance(body.get("done"), bool) or type(body.get("prev")) is not int: return None
-    ts, x = body.get("ts"), body.get("x")
-    if not (isinstance(ts, list) and _all_ints(ts) and isinstance(x, bytes) and len(x) == 24 * len(ts)): return None
-    return ts, np.frombuffer(x, "float64").reshape(len(ts), 3), body["done"], body["prev"]
-
-# %% ../nbs/12b_trading.ipynb #547418f4
-class AccountWatch:
-    "The account as one of its books sees it: every book's equity, notional and close by bar (its own as it trades, the others' from the bus), folded into the account's equity on every bar any book has, in time order, once every book is heard past it."
-    def __init__(self, book:str, books, # this book's symbol; every book's
-                 equity:dict, # each book's equity before the first bar heard here (NaN: unknown, as after a restart)
-                 through:int=-1, # the account is folded up to this bar time already (a restart)
-                 keep:int=512): # bars kept per book beyond those not yet folded (the account's VaR window)
-        self.book, self.books, self.keep, self.through = book, sorted(books), keep, int(through)
-        self.rows = {b: [] for b in self.books}  # (ts, equity, notional, close), oldest first
-        self.pos = {b: 0 for b in self.books}  # each book's first row not folded yet
-        self.cur = {b: float(equity.get(b, math.nan)) for b in self.books}  # each book's equity at the last folded bar
-        self.last_ts, self.done, self.gaps = {b: -1 for b in self.books}, set(), 0  # newest bar heard per book; books whose replay ended; rows lost
-
-    def add(self, book:str, ts, x, done:bool=False, prev:int=-1):
-        "File a book's bars (`ts`; rows of equity, notional, close), oldest first, `prev` its bar before them; bars already heard are ignored (every message repeats some)."
-        r, last = self.rows[book], self.last_ts[book]
-        new = [i for i, t in enumerate(ts) if t > last]
-        if prev > max(last, self.through): self.gaps += 1  # bars of that book the account needed were never heard
-        for i in new: r.append((int(ts[i]), float(x[i][0]), float(x[i][1]), float(x[i][2])))
-        if new: self.last_ts[book] = r[-1][0]
-        if done: self.done.add(book)
-        if len(r) > 2 * self.keep + 64:
-            cut = min(self.pos[book], len(r) - self.keep); del r[:cut]; self.pos[book] -= cut
-
-    def heard_through(self, others:bool=False) -> float:
-        "The bar time through which every book (every other book) is heard; inf once all have ended."
-        return min((math.inf if b in self.done else self.last_ts[b] for b in self.books if not (others and b == self.book)), default=math.inf)
-
-    def fold(self) -> list:
-        "The account's (ts, equity) on every bar any book has, after the last fold and up to where every book is heard; summed in the books' order, so every book gets the same figures."
-        W, out, rows, pos, cur = self.heard_through(), [], self.rows, self.pos, self.cur
-        while True:
-            u = min((rows[b][pos[b]][0] for b in self.books if pos[b] < len(rows[b])), default=None)
-            if u is None or u > W: return out
-            for b in self.books:
-                r = rows[b]
-                while pos[b] < len(r) and r[pos[b]][0] == u: cur[b] = r[pos[b]][1]; pos[b] += 1
-            if u > self.through: out.append((u, sum(cur[b] for b in self.books))); self.through = u
-
-# %% ../nbs/12b_trading.ipynb #4402a4bc
-@patch_to(AccountWatch)
-def stretch(self, ts:np.ndarray) -> tuple[int, np.ndarray]:
-    "How many of this book's next bars `ts` a quiet stretch may run (every other book heard past them, none with a bar between them the account must see first), and each book's equity at each (m × books; this book's column NaN)."
-    n = int(np.searchsorted(ts, self.heard_through(others=True), "right"))
-    A = np.full((len(ts), len(self.books)), np.nan)
-    for j, b in enumerate(self.books):
-        if b == self.book: continue
-        r = self.rows[b][max(self.pos[b] - 1, 0):]
-        bt, be = np.array([x[0] for x in r], dtype="int64"), np.array([x[1] for x in r])
-        extra = bt[(bt > self.through) & ~np.isin(bt, ts)]  # a bar of that book alone: the account must see it in order
-        if len(extra): n = min(n, int(np.searchsorted(ts, extra[0], "left")))
-        i = np.searchsorted(bt, ts, "right") - 1
-        A[:, j] = np.where(i >= 0, be[np.maximum(i, 0)] if len(be) else np.nan, self.cur[b])  # before its first row kept: its equity at the last bar folded
-    return n, A
-
-@patch_to(AccountWatch)
-def view(self, asof:int) -> AccountState:
-    "The account as of bar `asof`, for the account's VaR: its equity, the other books' notionals, the books' joint returns on the bars every book has (this book first)."
-    order = [self.book] + [b for b in self.books if b != self.book]
-    at = {b: [x for x in self.rows[b] if x[0] <= asof] for b in self.books}
-    eq = sum(at[b][-1][1] if at[b] else self.cur[b] for b in self.books)
-    common = sorted(set.intersection(*(set(x[0] for x in at[b]) for b in order)))
-    close = {b: {x[0]: x[3] for x in at[b]} for b in order}
-    C = np.array([[close[b][t] for b in order] for t in common], dtype="float64").reshape(len(common), len(order))
-    return AccountState(float(eq), tuple(at[b][-1][2] if at[b] else 0.0 for b in order[1:]), C[1:] / C[:-1] - 1 if len(C) > 1 else np.empty((0, len(order))))
-
-# %% ../nbs/12b_trading.ipynb #2876922f
-class AccountLimits:
-    "A book of several: its bars published for the other books, theirs heard, the account's kill switch followed bar by bar; in a replay a bar is decided only once every book is heard past it."
-    def account_rows(self, ts:list, rows:list):
-        "File this book's executed bars (rows of equity, notional, close) in the account and queue them for the other books."
-        self.account.add(self.cfg.book, ts, rows); self.account_new += [(t, *r) for t, r in zip(ts, rows)]; self.account_dirty = True
-
-    def on_account(self, m):
-        "File another book's bars from its `account.<book>` message; a malformed one, or one of no other book of this account, is counted and dropped."
-        book, got = m.topic[len("account."):], account_from_body(m.body)
-        if self.account is None or got is None or book == self.cfg.book or book not in self.account.rows: self.count("bad_messages"); return
-        gaps = self.account.gaps
-        self.account.add(book, *got)
-        if self.account.gaps > gaps: self.count("account_gaps"); self.log.warning("bars of book %s before %s never heard: the account's equity there is its last known", book, got[0][:1])
-
-    def account_held(self) -> bool:
-        "In a replay: whether the last bar waits to be decided until every other book is heard past it, so the account's limits act on the bar they would act on live."
-        return self.account is not None and self.replaying and self.decided_ts < self.last_ts and self.account.heard_through() < self.last_ts
-
-    def account_ready(self) -> bool:
-        "Fold the account as far as every book is heard, its kill switch on the way (the risk manager's `on_account_equity`); whether the last bar may be decided now."
-        for ts, eq in self.account.fold():
-            ks = self.risk.on_account_equity(eq, time.time_ns())
-            if ks is not None: self.on_kill(ks, ts)
-        return not self.account_held()
-
-    def account_message(self) -> tuple|None:
-        "The `account.<book>` message to publish: the new bars after the last `ACCOUNT_ROWS` again; None when nothing is new and one went out within a second."
-        now = time.monotonic_ns()
-        if not self.account_dirty and now - self.account_pub_ns < 1_000_000_000: return None
-        rows = [*self.account_sent, *self.account_new]
-        body, drop = account_body(rows, self.done, self.account_prev), len(rows) - ACCOUNT_ROWS
-        if drop > 0: self.account_prev = rows[drop - 1][0]
-        self.account_sent.extend(self.account_new); self.account_new, self.account_dirty, self.account_pub_ns = [], False, now
-        return f"account.{self.cfg.book}", body
-
-    def publish_account(self):
-        "Publish `account_message` when there is one."
-        if (m := self.account_message()) is not None: self.pub.publish(*m)
-
 # %% ../nbs/12b_trading.ipynb #04bfaa6f
 class RegimeRecovery:
     "Regimes lost on the way are asked for, not left undecided: the prediction service answers from its log of what it published."
@@ -661,10 +538,7 @@ class TradingService(ExecutionSteps, QuietStretches, OrderDesk, LimitOrderRule, 
         self.first_bar_ns = self.last_bar_ns = self.probs_now = None
         self.last_close, self.halted, self.peak, self.risk_saved, self.n_msgs, self.blocked = None, [], -math.inf, 0.0, 0, {}  # blocked: decisions refused, by the check that refused them
         self.monitor = HeartbeatMonitor(cfg.heartbeat_ms, expect=self.peers("feed", "features", "prediction"))
-        books = [cfg.book, *cfg.siblings()]  # one of several books: the account's limits need the others' equity (from the bus)
-        self.account = AccountWatch(cfg.book, books, {b: cfg.init_cash for b in books}) if len(books) > 1 else None
-        self.account_col, self.no_account = self.account.books.index(cfg.book) if self.account is not None else -1, np.empty((0, 0))
-        self.account_new, self.account_sent, self.account_prev, self.account_dirty, self.account_pub_ns, self.account_sub = [], deque(maxlen=ACCOUNT_ROWS), -1, False, 0, None
+        self.init_account(cfg)
         self.phases.enter("loading data", "snapshot" if self.snap.read() is not None else str(cfg.data))
         self.restore()
         if self.snap.read() is None: self.warm_history()
@@ -731,10 +605,7 @@ class TradingService(ExecutionSteps, QuietStretches, OrderDesk, LimitOrderRule, 
         self.orders = AsyncClient(self.cfg.endpoints["broker"], timeout_ms=1000, retries=5, source="trading", **self.cfg.link("client"))
         self.regime_client = AsyncClient(self.cfg.endpoints["predict"], timeout_ms=1000, retries=10, source="trading", **self.cfg.link("client"))
         self.reconcile()
-        if self.account is not None:  # the other books' equity, on a stream of its own (they are not peers whose silence halts this book)
-            eps = list(self.cfg.siblings().values())
-            self.account_sub = Subscriber(eps[0], topics=("account.",), ctx=self.ctx, **self.cfg.link("client"))
-            for e in eps[1:]: self.account_sub.sock.connect(check_endpoint(e, self.cfg.allow_remote))
+        self.open_account()
     def sockets(self): return [self.orders.sock, self.regime_client.sock] + ([self.account_sub.sock] if self.account_sub is not None else [])
     def send(self, out:list):
         "The broker's requests (`OrderDesk.send`), then this book's new bars for the other books."
@@ -752,11 +623,7 @@ class TradingService(ExecutionSteps, QuietStretches, OrderDesk, LimitOrderRule, 
         self.watch_peers(time.time_ns())
         self.on_replies()
         if self.watch_regimes(): self.advance(); self.check_done(); self.send(self.take_outbox())
-        if self.account_sub is not None:
-            msgs = []
-            while len(msgs) < 64 and (m := self.account_sub.recv(timeout_ms=0)) is not None: msgs.append(m)
-            if msgs: self.send(self.handle(msgs)); self.after(msgs)
-            self.publish_account()
+        self.drain_account()
         if self.limit and self.queue and not self.held(): self.advance(); self.check_done(); self.send(self.take_outbox())
     def after(self, msgs):
         if self.processed: self.save(); self.processed = 0
