@@ -22,8 +22,9 @@ from .live import (BAR_FIELDS, PRICE_COL, IntentJournal, LiveConfig, Service, Sn
                             model_spec, percentiles_us, regimes_from_body, replay_bars)
 
 # %% auto #0
-__all__ = ['BarQueue', 'record_intent', 'ExecutionSteps', 'quiet_run_nb', 'QuietStretches', 'OrderDesk', 'LimitOrderRule',
-           'ServiceWatch', 'MessageFlow', 'RegimeRecovery', 'Recovery', 'TradingService']
+__all__ = ['BarQueue', 'record_intent', 'ExecutionSteps', 'OrderAtClose', 'quiet_run_nb', 'QuietStretches', 'OrderDesk',
+           'BrokerReplies', 'LimitOrderRule', 'ServiceWatch', 'MessageFlow', 'TradingFigures', 'RegimeRecovery',
+           'Recovery', 'WarmStart', 'TradingSockets', 'TradingService']
 
 # %% ../nbs/12b_trading.ipynb #a362dd06
 class BarQueue:
@@ -68,46 +69,6 @@ def record_intent(store, rec:dict) -> bool:
 # %% ../nbs/12b_trading.ipynb #5dcf4c0b
 class ExecutionSteps:
     "The trading service's two steps per bar, as the backtest takes them: execute the pending target at a bar's close (engine step → risk → order), decide the next target when the bar's regime arrives (strategy step)."
-    def execute(self, bar:dict, send_ns:int, now_ns:int):
-        "Run the engine step for the pending target at this bar's close; send the order it implies through risk to the broker (a limit order: see `give_up_limit`)."
-        c, ts = bar["close"], bar["ts"]
-        quote = self.last_close if self.limit and self.last_close else c  # a limit order is placed at the close of the bar that decided it, and sized and priced off that quote
-        before = self.state.copy()
-        if not engine_step_nb(self.state, self.params, quote if self.limit else bar["open"], quote, self.pending_target, 0.0, self.trade): return None
-        if self.limit and self.order_in_flight(): self.state[:] = before; self.count("waiting_on_order"); return None  # one order at a time: the target waits for the working one to end
-        du, units = float(self.trade[T_UNITS]), float(before[S_UNITS])
-        side, cid = 1 if du > 0 else -1, f"{self.cfg.symbol}-{ts}"
-        limit = quote * (1 - side * self.execution["offset_bps"] * 1e-4) if self.limit else None
-        req = OrderRequest(cid, self.cfg.symbol, side, abs(du), limit, now_ns, "rebalance")
-        val = self.validation
-        ms = MarketState(self.cfg.symbol, quote, quote, send_ns, position=units, equity=float(before[S_CASH]) + units * quote,  # the quote is as old as the feed's message; the regime is the one that decided this target
-                         regime_probs=tuple(self.probs_now or ()), returns=np.fromiter(self.returns, "float64", len(self.returns)) if self.returns and self.risk.limits.var_limit is not None else None,
-                         live_returns=np.fromiter(self.live_returns, "float64", len(self.live_returns)) if val else None, model_version=self.model_version,
-                         validation_sharpe=val.get("sharpe"), validation_hit_rate=val.get("hit_rate"),
-                         account=self.account.view(self.decided_ts) if self.account is not None and self.risk.limits.account_var_cap is not None else None)  # the account as of the bar that decided
-        v = self.risk.check(req, ms, now_ns, event_ns=ts if self.replaying else None)  # how often it trades: on the data's clock in a replay
-        for level, kind, msg in self.risk.take_events(): self.writer.add("alert", level, kind, self.who, msg)  # once per episode (model_degraded, model_recovered)
-        allowed, reasons = v.allowed, list(v.reasons)
-        stop = self.halted + (["broker"] if self.broker_down else [])
-        if stop and not v.risk_reducing: allowed, reasons = False, [f"halted: silent peers {', '.join(stop)}"] + reasons
-        if not allowed:
-            self.state[:] = before; self.count("rejected")
-            cause = reasons[0].split(":")[0] if reasons else "refused"; self.blocked[cause] = self.blocked.get(cause, 0) + 1  # the check that refused it
-            self.writer.add("record_decision", self.cfg.symbol, ts, self.pending_target, False, reasons, model_version=self.model_version, regime=self.regime_now())
-            return None
-        qty = v.order.qty if v.order is not None else abs(du)
-        if qty != abs(du): self.resync = True  # the risk manager resized it: the ledger will tell the engine what happened
-        intent = "entry" if abs(units + side * qty) > abs(units) else "exit"
-        order = dict(client_order_id=cid, symbol=self.cfg.symbol, side=side, qty=qty, type="limit" if self.limit else "market", limit_price=limit,  # an `Order`, as the wire carries it
-                     intent=intent, ts_ns=self.last_ts if self.limit else ts)  # a limit order is stamped with the bar it was placed at: it works through all of this one
-        self.intents.append(dict(order=order, target=self.pending_target, reasons=reasons, price=quote, model_version=self.model_version, regime=self.regime_now()))
-        self.outbox.append(("order", order, send_ns)); self.sent_now = True  # sent once its intent is journaled
-        if self.limit:  # the book changes by its fills only (the engine keeps the target it acted on)
-            self.limit_orders[cid] = dict(side=side, qty=qty, intent=intent, bars=0, filled=0.0, giving_up=False)
-            self.state[S_CASH], self.state[S_UNITS], self.state[S_EQUITY] = before[S_CASH], before[S_UNITS], before[S_CASH] + before[S_UNITS] * c
-        self.count("orders")
-        return order
-
     def on_bar(self, bar:dict, send_ns:int):
         "Execute one bar: the order the pending target implies at its close, the broker's view of the bar, the mark to market, the kill switch."
         now = time.time_ns()
@@ -150,6 +111,62 @@ class ExecutionSteps:
         else: self.pending_target = self.stepper.update([probs[k] if k is not None else x[j] if j is not None else bar.get(name, np.nan) for name, k, j in self.inputs])
         self.decided_ts = bar["ts"]; self.processed += 1
         self.bar_latency_ns.append(time.time_ns() - self.last_sent_ns)
+
+    def feature_rows(self, ts:np.ndarray, px:np.ndarray) -> np.ndarray:
+        "The strategy's feature inputs of bars (timestamps, prices as in `BarQueue`), as the rows `FeatureEngine.update_rows` takes."
+        return np.column_stack([ts / 1e9 if c == "ts" else px[:, PRICE_COL[c]] for c in self.feats.inputs]).astype("float64")
+
+    def positions_json(self, units:float) -> str:
+        "The equity row's positions as JSON text, made without the encoder (it is per bar)."
+        return f"{{{self.sym_json}:{units!r}}}" if math.isfinite(units) else json.dumps({self.cfg.symbol: units})
+
+    @property
+    def cash(self) -> float: return float(self.state[S_CASH])
+    @property
+    def units(self) -> float: return float(self.state[S_UNITS])
+
+# %% ../nbs/12b_trading.ipynb #db0e5119
+class OrderAtClose:
+    "The order a bar's close implies: the engine step for the pending target, its order through the risk manager, the intent on record, the request queued for the broker."
+    def execute(self, bar:dict, send_ns:int, now_ns:int):
+        "Run the engine step for the pending target at this bar's close; send the order it implies through risk to the broker (a limit order: see `give_up_limit`)."
+        c, ts = bar["close"], bar["ts"]
+        quote = self.last_close if self.limit and self.last_close else c  # a limit order is placed at the close of the bar that decided it, and sized and priced off that quote
+        before = self.state.copy()
+        if not engine_step_nb(self.state, self.params, quote if self.limit else bar["open"], quote, self.pending_target, 0.0, self.trade): return None
+        if self.limit and self.order_in_flight(): self.state[:] = before; self.count("waiting_on_order"); return None  # one order at a time: the target waits for the working one to end
+        du, units = float(self.trade[T_UNITS]), float(before[S_UNITS])
+        side, cid = 1 if du > 0 else -1, f"{self.cfg.symbol}-{ts}"
+        limit = quote * (1 - side * self.execution["offset_bps"] * 1e-4) if self.limit else None
+        req = OrderRequest(cid, self.cfg.symbol, side, abs(du), limit, now_ns, "rebalance")
+        val = self.validation
+        ms = MarketState(self.cfg.symbol, quote, quote, send_ns, position=units, equity=float(before[S_CASH]) + units * quote,  # the quote is as old as the feed's message; the regime is the one that decided this target
+                         regime_probs=tuple(self.probs_now or ()), returns=np.fromiter(self.returns, "float64", len(self.returns)) if self.returns and self.risk.limits.var_limit is not None else None,
+                         live_returns=np.fromiter(self.live_returns, "float64", len(self.live_returns)) if val else None, model_version=self.model_version,
+                         validation_sharpe=val.get("sharpe"), validation_hit_rate=val.get("hit_rate"),
+                         account=self.account.view(self.decided_ts) if self.account is not None and self.risk.limits.account_var_cap is not None else None)  # the account as of the bar that decided
+        v = self.risk.check(req, ms, now_ns, event_ns=ts if self.replaying else None)  # how often it trades: on the data's clock in a replay
+        for level, kind, msg in self.risk.take_events(): self.writer.add("alert", level, kind, self.who, msg)  # once per episode (model_degraded, model_recovered)
+        allowed, reasons = v.allowed, list(v.reasons)
+        stop = self.halted + (["broker"] if self.broker_down else [])
+        if stop and not v.risk_reducing: allowed, reasons = False, [f"halted: silent peers {', '.join(stop)}"] + reasons
+        if not allowed:
+            self.state[:] = before; self.count("rejected")
+            cause = reasons[0].split(":")[0] if reasons else "refused"; self.blocked[cause] = self.blocked.get(cause, 0) + 1  # the check that refused it
+            self.writer.add("record_decision", self.cfg.symbol, ts, self.pending_target, False, reasons, model_version=self.model_version, regime=self.regime_now())
+            return None
+        qty = v.order.qty if v.order is not None else abs(du)
+        if qty != abs(du): self.resync = True  # the risk manager resized it: the ledger will tell the engine what happened
+        intent = "entry" if abs(units + side * qty) > abs(units) else "exit"
+        order = dict(client_order_id=cid, symbol=self.cfg.symbol, side=side, qty=qty, type="limit" if self.limit else "market", limit_price=limit,  # an `Order`, as the wire carries it
+                     intent=intent, ts_ns=self.last_ts if self.limit else ts)  # a limit order is stamped with the bar it was placed at: it works through all of this one
+        self.intents.append(dict(order=order, target=self.pending_target, reasons=reasons, price=quote, model_version=self.model_version, regime=self.regime_now()))
+        self.outbox.append(("order", order, send_ns)); self.sent_now = True  # sent once its intent is journaled
+        if self.limit:  # the book changes by its fills only (the engine keeps the target it acted on)
+            self.limit_orders[cid] = dict(side=side, qty=qty, intent=intent, bars=0, filled=0.0, giving_up=False)
+            self.state[S_CASH], self.state[S_UNITS], self.state[S_EQUITY] = before[S_CASH], before[S_UNITS], before[S_CASH] + before[S_UNITS] * c
+        self.count("orders")
+        return order
 
 # %% ../nbs/12b_trading.ipynb #07f18d93
 @njit(cache=True)
@@ -260,6 +277,9 @@ class OrderDesk:
         out, self.outbox = self.outbox, []
         return out
 
+# %% ../nbs/12b_trading.ipynb #540ea39c
+class BrokerReplies:
+    "The broker's answers, booked as they come: acks, fills, rejections, cancellations and a broker that stopped answering."
     def on_replies(self):
         "Book the broker's answers; alert on refusals and on requests it never answered; check the book when nothing is in flight."
         for seq, topic, body, rep in self.orders.replies():
@@ -407,6 +427,9 @@ class MessageFlow:
             self.done = True; self.count("unmatched", len(self.queue) + len(self.probs)); self.queue.clear(); self.probs.clear()
             if self.account is not None: self.account.done.add(self.cfg.book); self.account_dirty = True  # the other books need not wait for this one
 
+# %% ../nbs/12b_trading.ipynb #801c8739
+class TradingFigures:
+    "The trading service's figures: the regime it acts on, its latency, equity and halts, for the supervisor and a late joiner."
     def stats(self):
         "The service's figures for the supervisor and a late joiner: latency, equity, regime, halts, whether it is done."
         span = ((self.last_bar_ns or 0) - (self.first_bar_ns or 0)) / 1e9
@@ -417,6 +440,11 @@ class MessageFlow:
                     broker_down=self.broker_down, done=self.done and settled, killed=self.risk.killed, write_errors=self.writer.errors,
                     regime=self.regime_now(), blocked=dict(self.blocked), undecided=self.counts.get("undecided", 0), gaps=self.sub.gaps if self.sub is not None else 0,
                     first_bar_ns=self.first_bar_ns)  # wall clock (ns) of the first bar processed: when start-up ended
+
+    def regime_now(self) -> int|None:
+        "The most probable regime of the probabilities that decided the pending target (None while the model warms up)."
+        p = self.probs_now
+        return int(np.argmax(p)) if p is not None and len(p) and not np.isnan(p).any() else None
 
 # %% ../nbs/12b_trading.ipynb #04bfaa6f
 class RegimeRecovery:
@@ -499,8 +527,78 @@ class Recovery:
                              account=dict(through=self.account.through, peak=self.risk.account_peak_equity) if self.account is not None else None))
         if risk or time.monotonic() - self.risk_saved > 2.0: self.risk_snap.write(self.risk.snapshot()); self.risk_saved = time.monotonic()
 
+# %% ../nbs/12b_trading.ipynb #5ba803ea
+class WarmStart:
+    "Before the first live bar: the kernels compiled and the strategy run over the history before the replay."
+    def warm_up(self):
+        "Compile the engine and strategy kernels now (on throwaway state), not on the first live bar."
+        engine_step_nb(self.state.copy(), self.params, 1.0, 1.0, 0.5, 0.0, np.zeros(8))
+        st = self.strategy.stepper(); st.update([0.5 if k is not None else 1.0 for _, k, _ in self.inputs])
+        if self.feats is not None: type(self.feats).restore(self.feats.snapshot()).update_rows(np.ones((2, len(self.feats.inputs))))
+        quiet_run_nb(self.state.copy(), self.params, np.ones(2), np.ones(2), np.full((2, len(self.inputs)), 0.5), st.code, st.state, st.params, np.nan, 0.0, 0.0, 0.25,
+                     0.0, 0.0, np.zeros(8), np.empty_like(self.state), np.empty((2, 8)), np.full((2, 2), 1.0) if self.account is not None else self.no_account, 0, math.nan, 0.25)
+
+    def warm_history(self):
+        "Run the strategy and its own features over the bars before the first one replayed, so the live strategy starts where the backtest of the whole history is (a moving average full, a position open); the pending target stays unset, as in that backtest."
+        bars, first = replay_bars(self.cfg)
+        if first == 0: return
+        hist, proba = bars.iloc[:first], None
+        if any(k is not None for _, k, _ in self.inputs):  # it reads the regimes: the served model's, on the same history
+            from regime_nb.features import compute_features
+            from regime_nb.registry import Registry
+            with Registry(self.cfg.registry) as reg: self.phases.enter("loading model", f"v{reg.resolve(self.cfg.model_alias)}"); model = reg.load(self.cfg.model_alias)
+            self.phases.enter("warming kernels")
+            proba = model.predict_proba(compute_features(hist, model_spec(self.cfg)))
+        F = self.feats.warm(hist) if self.feats is not None else None
+        X = make_inputs(hist, F, proba)
+        if missing := [c for c in self.stepper.columns if c not in X]: raise RegimeNbError(f"strategy {self.strategy!r} reads {missing}, which the replayed data does not have")
+        strategy_run_nb(self.stepper.code, self.stepper.state, self.stepper.params, np.ascontiguousarray(X[self.stepper.columns].to_numpy(dtype="float64")))
+
+# %% ../nbs/12b_trading.ipynb #380bd8d4
+class TradingSockets:
+    "The trading service's sockets and its part in the Service loop: the streams subscribed, the broker connected and reconciled, the broker's answers and the other books' bars drained between messages, everything closed on the way down."
+    def subscribe(self):
+        "The bars, the regimes and the end of each stream, from the feed, feature and regime services."
+        c = self.cfg
+        sub = Subscriber(c.endpoints["feed"], topics=(f"bar.{c.symbol}", f"regime.{c.symbol}", f"eof.{c.symbol}"), ctx=self.ctx, monitor=self.monitor, **c.link("client"))
+        for k in ("features", "predictions"): sub.sock.connect(check_endpoint(c.endpoints[k], c.allow_remote))
+        return sub
+    def open(self):
+        "Connect the streams and the broker, then reconcile the book with it."
+        from regime_nb.broker import RemoteBroker
+        super().open()
+        self.broker = RemoteBroker(self.cfg.endpoints["broker"], timeout_ms=2000, retries=2, **self.cfg.link("client"))
+        self.orders = AsyncClient(self.cfg.endpoints["broker"], timeout_ms=1000, retries=5, source="trading", **self.cfg.link("client"))
+        self.regime_client = AsyncClient(self.cfg.endpoints["predict"], timeout_ms=1000, retries=10, source="trading", **self.cfg.link("client"))
+        self.reconcile()
+        self.open_account()
+    def sockets(self): return [self.orders.sock, self.regime_client.sock] + ([self.account_sub.sock] if self.account_sub is not None else [])
+    def send(self, out:list):
+        "The broker's requests (`OrderDesk.send`), then this book's new bars for the other books."
+        OrderDesk.send(self, out)
+        if self.account is not None: self.publish_account()
+
+    def between(self):
+        "Watch the peers, book the broker's answers; with limit orders, an answer releases the bars held for it."
+        self.watch_peers(time.time_ns())
+        self.on_replies()
+        if self.watch_regimes(): self.advance(); self.check_done(); self.send(self.take_outbox())
+        self.drain_account()
+        if self.limit and self.queue and not self.held(): self.advance(); self.check_done(); self.send(self.take_outbox())
+    def after(self, msgs):
+        if self.processed: self.save(); self.processed = 0
+    def shutdown(self):
+        if self.orders is not None: self.on_replies()
+        self.save(); self.risk_snap.write(self.risk.snapshot()); self.writer.close()
+        if self.account_sub is not None: self.account_sub.close()
+        if self.orders is not None: self.orders.close()
+        if self.regime_client is not None: self.regime_client.close()
+        if not self.writer.errors: self.journal.clear()
+        self.journal.close()
+
 # %% ../nbs/12b_trading.ipynb #5cb52637
-class TradingService(ExecutionSteps, QuietStretches, OrderDesk, LimitOrderRule, ServiceWatch, MessageFlow, RegimeRecovery, AccountLimits, Recovery, Service):
+class TradingService(TradingSockets, WarmStart, TradingFigures, ExecutionSteps, OrderAtClose, QuietStretches, OrderDesk, BrokerReplies, LimitOrderRule,
+                     ServiceWatch, MessageFlow, RegimeRecovery, AccountLimits, Recovery, Service):
     "Per bar: execute (engine step → risk → store → broker, pipelined) on arrival; decide (strategy step) when its regime arrives."
     name, upstream, drain_bars = "trading", ("feed", "prediction"), False  # drain up to 64 messages whatever they carry: their orders share one journal record
     def __init__(self, cfg:LiveConfig):
@@ -549,89 +647,9 @@ class TradingService(ExecutionSteps, QuietStretches, OrderDesk, LimitOrderRule, 
             with Registry(cfg.registry) as reg: self.on_version(reg.resolve(cfg.model_alias))
         except Exception as e: self.log.warning("cannot read the served model's validation figures yet: %r", e)
 
-    def regime_now(self) -> int|None:
-        "The most probable regime of the probabilities that decided the pending target (None while the model warms up)."
-        p = self.probs_now
-        return int(np.argmax(p)) if p is not None and len(p) and not np.isnan(p).any() else None
-
-    def warm_up(self):
-        "Compile the engine and strategy kernels now (on throwaway state), not on the first live bar."
-        engine_step_nb(self.state.copy(), self.params, 1.0, 1.0, 0.5, 0.0, np.zeros(8))
-        st = self.strategy.stepper(); st.update([0.5 if k is not None else 1.0 for _, k, _ in self.inputs])
-        if self.feats is not None: type(self.feats).restore(self.feats.snapshot()).update_rows(np.ones((2, len(self.feats.inputs))))
-        quiet_run_nb(self.state.copy(), self.params, np.ones(2), np.ones(2), np.full((2, len(self.inputs)), 0.5), st.code, st.state, st.params, np.nan, 0.0, 0.0, 0.25,
-                     0.0, 0.0, np.zeros(8), np.empty_like(self.state), np.empty((2, 8)), np.full((2, 2), 1.0) if self.account is not None else self.no_account, 0, math.nan, 0.25)
-
-    def warm_history(self):
-        "Run the strategy and its own features over the bars before the first one replayed, so the live strategy starts where the backtest of the whole history is (a moving average full, a position open); the pending target stays unset, as in that backtest."
-        bars, first = replay_bars(self.cfg)
-        if first == 0: return
-        hist, proba = bars.iloc[:first], None
-        if any(k is not None for _, k, _ in self.inputs):  # it reads the regimes: the served model's, on the same history
-            from regime_nb.features import compute_features
-            from regime_nb.registry import Registry
-            with Registry(self.cfg.registry) as reg: self.phases.enter("loading model", f"v{reg.resolve(self.cfg.model_alias)}"); model = reg.load(self.cfg.model_alias)
-            self.phases.enter("warming kernels")
-            proba = model.predict_proba(compute_features(hist, model_spec(self.cfg)))
-        F = self.feats.warm(hist) if self.feats is not None else None
-        X = make_inputs(hist, F, proba)
-        if missing := [c for c in self.stepper.columns if c not in X]: raise RegimeNbError(f"strategy {self.strategy!r} reads {missing}, which the replayed data does not have")
-        strategy_run_nb(self.stepper.code, self.stepper.state, self.stepper.params, np.ascontiguousarray(X[self.stepper.columns].to_numpy(dtype="float64")))
-
-    def feature_rows(self, ts:np.ndarray, px:np.ndarray) -> np.ndarray:
-        "The strategy's feature inputs of bars (timestamps, prices as in `BarQueue`), as the rows `FeatureEngine.update_rows` takes."
-        return np.column_stack([ts / 1e9 if c == "ts" else px[:, PRICE_COL[c]] for c in self.feats.inputs]).astype("float64")
-
-    def positions_json(self, units:float) -> str:
-        "The equity row's positions as JSON text, made without the encoder (it is per bar)."
-        return f"{{{self.sym_json}:{units!r}}}" if math.isfinite(units) else json.dumps({self.cfg.symbol: units})
-
-    @property
-    def cash(self) -> float: return float(self.state[S_CASH])
-    @property
-    def units(self) -> float: return float(self.state[S_UNITS])
-
-    def subscribe(self):
-        "The bars, the regimes and the end of each stream, from the feed, feature and regime services."
-        c = self.cfg
-        sub = Subscriber(c.endpoints["feed"], topics=(f"bar.{c.symbol}", f"regime.{c.symbol}", f"eof.{c.symbol}"), ctx=self.ctx, monitor=self.monitor, **c.link("client"))
-        for k in ("features", "predictions"): sub.sock.connect(check_endpoint(c.endpoints[k], c.allow_remote))
-        return sub
-    def open(self):
-        "Connect the streams and the broker, then reconcile the book with it."
-        from regime_nb.broker import RemoteBroker
-        super().open()
-        self.broker = RemoteBroker(self.cfg.endpoints["broker"], timeout_ms=2000, retries=2, **self.cfg.link("client"))
-        self.orders = AsyncClient(self.cfg.endpoints["broker"], timeout_ms=1000, retries=5, source="trading", **self.cfg.link("client"))
-        self.regime_client = AsyncClient(self.cfg.endpoints["predict"], timeout_ms=1000, retries=10, source="trading", **self.cfg.link("client"))
-        self.reconcile()
-        self.open_account()
-    def sockets(self): return [self.orders.sock, self.regime_client.sock] + ([self.account_sub.sock] if self.account_sub is not None else [])
-    def send(self, out:list):
-        "The broker's requests (`OrderDesk.send`), then this book's new bars for the other books."
-        OrderDesk.send(self, out)
-        if self.account is not None: self.publish_account()
-
     def handle(self, msgs:list) -> list:
         "Bars and regimes in; the requests for the broker out (orders with the bars that fill them), their decisions and intents journaled first in one record."
         try:
             for m in msgs: self.on_message(m)
         finally: self.commit_intents()  # one durable write for the orders of every message drained (a group commit), also on the way down
         return self.take_outbox()
-    def between(self):
-        "Watch the peers, book the broker's answers; with limit orders, an answer releases the bars held for it."
-        self.watch_peers(time.time_ns())
-        self.on_replies()
-        if self.watch_regimes(): self.advance(); self.check_done(); self.send(self.take_outbox())
-        self.drain_account()
-        if self.limit and self.queue and not self.held(): self.advance(); self.check_done(); self.send(self.take_outbox())
-    def after(self, msgs):
-        if self.processed: self.save(); self.processed = 0
-    def shutdown(self):
-        if self.orders is not None: self.on_replies()
-        self.save(); self.risk_snap.write(self.risk.snapshot()); self.writer.close()
-        if self.account_sub is not None: self.account_sub.close()
-        if self.orders is not None: self.orders.close()
-        if self.regime_client is not None: self.regime_client.close()
-        if not self.writer.errors: self.journal.clear()
-        self.journal.close()
