@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 import numpy as np, pandas as pd
 import zmq
+from fastcore.basics import patch_to
 from .core import RegimeNbError, get_logger
 from .data import OHLCV
 from .bus import Heartbeat, HeartbeatMonitor, Publisher, Subscriber, check_endpoint
@@ -21,7 +22,7 @@ __all__ = ['DURABILITY', 'EXECUTIONS', 'SYMBOL_RE', 'PUBLISHERS', 'TICK_COLUMNS'
            'model_spec', 'bar_columns_from_body', 'bars_from_body', 'rows_from_body', 'bars_body', 'features_from_body',
            'regimes_from_body', 'percentiles_us', 'bars_in', 'Service']
 
-# %% ../nbs/12_live.ipynb #b592f626
+# %% ../nbs/12_live.ipynb #738754de
 DURABILITY = ("full", "process")
 EXECUTIONS = ("market", "limit")
 SYMBOL_RE = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")  # a symbol names a folder and a topic part
@@ -49,6 +50,7 @@ def local_endpoint(folder, name:str) -> str:
     path.parent.mkdir(parents=True, exist_ok=True); os.chmod(path.parent, 0o700)
     return f"ipc://{path}"
 
+# %% ../nbs/12_live.ipynb #a90d14bc
 def check_execution(spec) -> dict:
     "The execution rule `spec` with its defaults, or an error that names what is wrong: `{'kind': 'market'}`, or `{'kind': 'limit', 'offset_bps': 0.0, 'timeout_bars': 1}`."
     if not isinstance(spec, dict) or spec.get("kind") not in EXECUTIONS:
@@ -68,6 +70,51 @@ def market_store_path(store) -> str:
     "Where the bars and predictions of a live run recorded in `store` are: `<store>.market.sqlite` beside it."
     p = Path(store); return str(p.with_name(f"{p.stem}.market{p.suffix or '.sqlite'}"))
 
+# %% ../nbs/12_live.ipynb #f3785fa9
+def _check_pacing(c):
+    "Durability, batch, speed, clock and bar interval, or an error naming the bad one."
+    if c.durability not in DURABILITY: raise RegimeNbError(f"live config durability={c.durability!r}: expected one of {DURABILITY}")
+    if not (isinstance(c.batch, int) and not isinstance(c.batch, bool) and c.batch >= 1): raise RegimeNbError(f"live config batch={c.batch!r}: expected an integer >= 1")
+    if not (isinstance(c.speed, (int, float)) and c.speed >= 0): raise RegimeNbError(f"live config speed={c.speed!r}: expected bars per second >= 0 (0: as fast as possible)")
+    if not (isinstance(c.clock, (int, float)) and c.clock >= 0): raise RegimeNbError(f"live config clock={c.clock!r}: expected a multiple of real time >= 0 (0: use speed)")
+    try: step = pd.Timedelta(c.bar_interval)
+    except ValueError: step = None
+    if step is None or step <= pd.Timedelta(0) or pd.Timedelta("1D") % step: raise RegimeNbError(f"live config bar_interval={c.bar_interval!r}: expected a fixed interval that divides a day, e.g. '1min', '5min', '1h'")
+
+def _check_links(c):
+    "CURVE keys readable, and remote endpoints only with them."
+    if c.curve_dir is not None: c.curve("client")  # the keys are there and readable, or say so now
+    if c.allow_remote and c.curve_dir is None: raise RegimeNbError("live config allow_remote=True needs curve_dir: a link that leaves the machine must be encrypted and authenticated")
+
+def _check_books(c):
+    "The books of an account: symbols and their data."
+    if not isinstance(c.books, dict): raise RegimeNbError(f"live config books={c.books!r}: expected {{symbol: dataset or file}}")
+    for sym, src in c.books.items():
+        if not (isinstance(sym, str) and SYMBOL_RE.fullmatch(sym)): raise RegimeNbError(f"live config books: symbol {sym!r} must be letters, digits, '_', '-' or '.', not starting with '.'")
+        if not (isinstance(src, str) and src): raise RegimeNbError(f"live config books[{sym!r}]={src!r}: expected a bundled dataset, a bars file or 'relay'")
+    if c.books and c.book: raise RegimeNbError("live config: a book's config (book set) cannot hold books of its own")
+
+def _check_risk(c):
+    "The risk limits (every key a `RiskLimits` field, every value valid) and the frozen-process restart."
+    from regime_nb.risk import RiskLimits
+    if not isinstance(c.risk, dict) or (unknown := sorted(set(c.risk) - {f.name for f in fields(RiskLimits)})):
+        raise RegimeNbError(f"live config risk={c.risk!r}: " + (f"unknown limits {unknown}" if isinstance(c.risk, dict) else "expected {limit: value}") + f"; limits: {', '.join(f.name for f in fields(RiskLimits))}")
+    RiskLimits(**c.risk)  # a bad value is an error naming it now, not in the trading service
+    fr, hb_s = c.frozen_restart_s, c.heartbeat_ms / 1e3
+    if isinstance(fr, bool) or not isinstance(fr, (int, float)) or not (fr == 0 or fr > 3 * hb_s):
+        raise RegimeNbError(f"live config frozen_restart_s={fr!r}: expected 0 (alert only) or seconds > 3 heartbeat intervals ({3 * hb_s:g} s), so a frozen process is alerted before it is restarted")
+
+def _fill_endpoints(c):
+    "Every endpoint a service binds or connects (ipc in the run folder unless given), each checked."
+    for k in (*PUBLISHERS, "broker", "predict", *(f"{s}_snapshot" for s in PUBLISHERS)) + (("ingest",) if c.data == "relay" else ()):
+        if k not in c.endpoints: c.endpoints[k] = local_endpoint(Path(c.run_dir)/"sockets", k)
+        check_endpoint(c.endpoints[k], c.allow_remote)
+    for s in c.books:  # each book's trading service publishes its equity there for the other books (the account's limits)
+        if f"trading.{s}" not in c.endpoints: c.endpoints[f"trading.{s}"] = local_endpoint(Path(c.run_dir)/"sockets", f"trading.{s}")
+    for k, e in c.endpoints.items():
+        if k.startswith("trading."): check_endpoint(e, c.allow_remote)
+
+# %% ../nbs/12_live.ipynb #d3ec4377
 @dataclass
 class LiveConfig:
     "Everything the live services need, serializable to JSON."
@@ -105,70 +152,57 @@ class LiveConfig:
     def __post_init__(self):
         self.symbol = self.symbol or Path(str(self.data)).stem
         if not self.market_store: self.market_store = market_store_path(self.store)
-        if self.durability not in DURABILITY: raise RegimeNbError(f"live config durability={self.durability!r}: expected one of {DURABILITY}")
-        if not (isinstance(self.batch, int) and not isinstance(self.batch, bool) and self.batch >= 1): raise RegimeNbError(f"live config batch={self.batch!r}: expected an integer >= 1")
-        if not (isinstance(self.speed, (int, float)) and self.speed >= 0): raise RegimeNbError(f"live config speed={self.speed!r}: expected bars per second >= 0 (0: as fast as possible)")
-        if not (isinstance(self.clock, (int, float)) and self.clock >= 0): raise RegimeNbError(f"live config clock={self.clock!r}: expected a multiple of real time >= 0 (0: use speed)")
-        try: step = pd.Timedelta(self.bar_interval)
-        except ValueError: step = None
-        if step is None or step <= pd.Timedelta(0) or pd.Timedelta("1D") % step: raise RegimeNbError(f"live config bar_interval={self.bar_interval!r}: expected a fixed interval that divides a day, e.g. '1min', '5min', '1h'")
-        if self.curve_dir is not None: self.curve("client")  # the keys are there and readable, or say so now
-        if self.allow_remote and self.curve_dir is None: raise RegimeNbError("live config allow_remote=True needs curve_dir: a link that leaves the machine must be encrypted and authenticated")
-        if not isinstance(self.books, dict): raise RegimeNbError(f"live config books={self.books!r}: expected {{symbol: dataset or file}}")
-        for sym, src in self.books.items():
-            if not (isinstance(sym, str) and SYMBOL_RE.fullmatch(sym)): raise RegimeNbError(f"live config books: symbol {sym!r} must be letters, digits, '_', '-' or '.', not starting with '.'")
-            if not (isinstance(src, str) and src): raise RegimeNbError(f"live config books[{sym!r}]={src!r}: expected a bundled dataset, a bars file or 'relay'")
-        if self.books and self.book: raise RegimeNbError("live config: a book's config (book set) cannot hold books of its own")
+        _check_pacing(self); _check_links(self); _check_books(self)
         self.execution = check_execution(self.execution)
-        from regime_nb.risk import RiskLimits
-        if not isinstance(self.risk, dict) or (unknown := sorted(set(self.risk) - {f.name for f in fields(RiskLimits)})):
-            raise RegimeNbError(f"live config risk={self.risk!r}: " + (f"unknown limits {unknown}" if isinstance(self.risk, dict) else "expected {limit: value}") + f"; limits: {', '.join(f.name for f in fields(RiskLimits))}")
-        RiskLimits(**self.risk)  # a bad value is an error naming it now, not in the trading service
-        fr, hb_s = self.frozen_restart_s, self.heartbeat_ms / 1e3
-        if isinstance(fr, bool) or not isinstance(fr, (int, float)) or not (fr == 0 or fr > 3 * hb_s):
-            raise RegimeNbError(f"live config frozen_restart_s={fr!r}: expected 0 (alert only) or seconds > 3 heartbeat intervals ({3 * hb_s:g} s), so a frozen process is alerted before it is restarted")
-        for k in (*PUBLISHERS, "broker", "predict", *(f"{s}_snapshot" for s in PUBLISHERS)) + (("ingest",) if self.data == "relay" else ()):
-            if k not in self.endpoints: self.endpoints[k] = local_endpoint(Path(self.run_dir)/"sockets", k)
-            check_endpoint(self.endpoints[k], self.allow_remote)
-        for s in self.books:  # each book's trading service publishes its equity there for the other books (the account's limits)
-            if f"trading.{s}" not in self.endpoints: self.endpoints[f"trading.{s}"] = local_endpoint(Path(self.run_dir)/"sockets", f"trading.{s}")
-        for k, e in self.endpoints.items():
-            if k.startswith("trading."): check_endpoint(e, self.allow_remote)
-    def curve(self, role:str) -> dict|None:
-        "CURVE options for a socket that serves (`role='server'`: publishers, the broker) or connects (`'client'`); None without `curve_dir`."
-        if self.curve_dir is None: return None
-        import zmq.auth
-        d = Path(self.curve_dir)
-        for f in ("server.key_secret", "client.key_secret"):
-            if not (d/f).is_file(): raise RegimeNbError(f"live config curve_dir={self.curve_dir!r}: no {f} (make the keys with make_curve_keys or `regime-nb live-keys DIR`)")
-        if not zmq.has("curve"): raise RegimeNbError("live config curve_dir is set but this libzmq has no CURVE support (built without libsodium)")
-        spub, ssec = zmq.auth.load_certificate(d/"server.key_secret")
-        cpub, csec = zmq.auth.load_certificate(d/"client.key_secret")
-        return dict(server_secret=ssec, client_keys=[cpub]) if role == "server" else dict(server_public=spub, client_public=cpub, client_secret=csec)
-    def book_config(self, symbol:str) -> LiveConfig:
-        "The config of one book's services: its data, run folder and sockets; the account's stores, registry and broker; an equal share of the cash."
-        if symbol not in self.books: raise RegimeNbError(f"no book {symbol!r}; books: {', '.join(self.books) or 'none'}")
-        ep = {k: self.endpoints[k] for k in ("broker", "broker_pub", "broker_pub_snapshot")} | {"trading": self.endpoints[f"trading.{symbol}"], **{f"trading.{s}": self.endpoints[f"trading.{s}"] for s in self.books if s != symbol}}
-        return replace(self, run_dir=str(Path(self.run_dir)/"books"/symbol), data=self.books[symbol], symbol=symbol, book=symbol, books={},
-                       init_cash=self.init_cash / len(self.books), endpoints=ep)
-    def siblings(self) -> dict:
-        "The trading endpoints of the other books of this book's account, by symbol (empty: a single book is the account)."
-        return {k.split(".", 1)[1]: e for k, e in self.endpoints.items() if k.startswith("trading.") and self.book}
-    def link(self, role:str) -> dict:
-        "Socket options of every link: CURVE for `role` ('server' or 'client') and whether it may leave the machine."
-        return dict(curve=self.curve(role), allow_remote=self.allow_remote)
-    def save(self, path=None) -> Path:
-        "Write the config as JSON (default: run_dir/config.json)."
-        p = Path(path or Path(self.run_dir)/"config.json"); p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(asdict(self), indent=2)); return p
-    @classmethod
-    def load(cls, path) -> LiveConfig:
-        "Read a config written by `save`; a key this version does not know is an error that names it."
-        d = json.loads(Path(path).read_text())
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(d) - set(known))
-        if unknown: raise RegimeNbError(f"live config {str(path)!r}: unknown keys {unknown}; known: {', '.join(known)}")
-        return cls(**d)
+        _check_risk(self); _fill_endpoints(self)
+
+# %% ../nbs/12_live.ipynb #502cddd9
+@patch_to(LiveConfig)
+def curve(self, role:str) -> dict|None:
+    "CURVE options for a socket that serves (`role='server'`: publishers, the broker) or connects (`'client'`); None without `curve_dir`."
+    if self.curve_dir is None: return None
+    import zmq.auth
+    d = Path(self.curve_dir)
+    for f in ("server.key_secret", "client.key_secret"):
+        if not (d/f).is_file(): raise RegimeNbError(f"live config curve_dir={self.curve_dir!r}: no {f} (make the keys with make_curve_keys or `regime-nb live-keys DIR`)")
+    if not zmq.has("curve"): raise RegimeNbError("live config curve_dir is set but this libzmq has no CURVE support (built without libsodium)")
+    spub, ssec = zmq.auth.load_certificate(d/"server.key_secret")
+    cpub, csec = zmq.auth.load_certificate(d/"client.key_secret")
+    return dict(server_secret=ssec, client_keys=[cpub]) if role == "server" else dict(server_public=spub, client_public=cpub, client_secret=csec)
+
+@patch_to(LiveConfig)
+def link(self, role:str) -> dict:
+    "Socket options of every link: CURVE for `role` ('server' or 'client') and whether it may leave the machine."
+    return dict(curve=self.curve(role), allow_remote=self.allow_remote)
+
+@patch_to(LiveConfig)
+def book_config(self, symbol:str) -> LiveConfig:
+    "The config of one book's services: its data, run folder and sockets; the account's stores, registry and broker; an equal share of the cash."
+    if symbol not in self.books: raise RegimeNbError(f"no book {symbol!r}; books: {', '.join(self.books) or 'none'}")
+    ep = {k: self.endpoints[k] for k in ("broker", "broker_pub", "broker_pub_snapshot")} | {"trading": self.endpoints[f"trading.{symbol}"], **{f"trading.{s}": self.endpoints[f"trading.{s}"] for s in self.books if s != symbol}}
+    return replace(self, run_dir=str(Path(self.run_dir)/"books"/symbol), data=self.books[symbol], symbol=symbol, book=symbol, books={},
+                   init_cash=self.init_cash / len(self.books), endpoints=ep)
+
+@patch_to(LiveConfig)
+def siblings(self) -> dict:
+    "The trading endpoints of the other books of this book's account, by symbol (empty: a single book is the account)."
+    return {k.split(".", 1)[1]: e for k, e in self.endpoints.items() if k.startswith("trading.") and self.book}
+
+# %% ../nbs/12_live.ipynb #61dd4797
+@patch_to(LiveConfig)
+def save(self, path=None) -> Path:
+    "Write the config as JSON (default: run_dir/config.json)."
+    p = Path(path or Path(self.run_dir)/"config.json"); p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(asdict(self), indent=2)); return p
+
+@patch_to(LiveConfig, cls_method=True)
+def load(cls, path) -> LiveConfig:
+    "Read a config written by `save`; a key this version does not know is an error that names it."
+    d = json.loads(Path(path).read_text())
+    known = [f.name for f in fields(cls)]
+    unknown = sorted(set(d) - set(known))
+    if unknown: raise RegimeNbError(f"live config {str(path)!r}: unknown keys {unknown}; known: {', '.join(known)}")
+    return cls(**d)
 
 # %% ../nbs/12_live.ipynb #0cc58739
 class SnapshotFile:

@@ -12,7 +12,8 @@ import numpy as np, pandas as pd
 from numba import njit
 from .core import RegimeNbError, SettingsError, get_logger, load_settings
 from .registry import PROFILE_FORMAT, regime_stats
-from .store import ALERT_LEVELS, Store, now_ns
+from .records import ALERT_LEVELS, now_ns
+from .store import Store
 
 # %% auto #0
 __all__ = ['PSI_EPS', 'WARM_BARS', 'LATENCY_BUCKETS_S', 'RETRAIN_TRIGGER', 'psi_nb', 'drift_push_nb', 'drift_update_nb',

@@ -13,7 +13,7 @@ from fastcore.basics import patch_to
 from .core import RegimeNbError
 from .data import BAR_KINDS, OHLCV, BarGuard
 from .bus import HeartbeatMonitor, Subscriber
-from .store import RecordWriter
+from .records import RecordWriter
 from .live import (BAR_FIELDS, TICK_COLUMNS, LiveConfig, Service, SnapshotFile, bars_body, bars_from_body,
                             features_from_body, is_ticks, model_spec, replay_bars, replay_data, rows_from_body, RecordLog)
 

@@ -90,84 +90,6 @@ class Supervisor:
         lines = [l for l in p.read_bytes()[-4000:].decode(errors="replace").splitlines() if l.strip()] if p.exists() else []
         return lines[-1].strip() if lines else "(its log is empty)"
 
-    def _listen(self):
-        ctx, sub = zmq.Context.instance(), None
-        for c in (list(self.books.values()) or [self.cfg]):
-            for k in ("feed", "features", "predictions", "trading"):
-                if sub is None: sub = Subscriber(c.endpoints[k], topics=("stats.",), ctx=ctx, monitor=self.monitor, **c.link("client"))
-                else: sub.sock.connect(check_endpoint(c.endpoints[k], c.allow_remote))
-        sub.sock.connect(check_endpoint(self.cfg.endpoints["broker_pub"], self.cfg.allow_remote))  # the account's one broker
-        return sub
-
-    def on_stats(self, body:dict):
-        "File a service's stats under its process name."
-        name = body.get("service", "?")
-        self.stats[f"{name}.{body['book']}" if body.get("book") else name] = body
-
-    def trading(self) -> list:
-        "The last stats of every trading service (one per book)."
-        return [self.stats.get(n, {}) for n, (svc, _, _) in self.units.items() if svc == "trading"]
-
-    def summary(self) -> str:
-        "One line: while no bar is through, what each service is doing as it starts; then progress, rate, latency, equity (of the account), regime (of each book), alerts, restarts."
-        ts, starting = self.trading(), self.starting()
-        n_bars = sum(t.get('bars', 0) for t in ts)
-        if starting and not n_bars: return f"[live] starting ({len(self.units) - len(starting)} of {len(self.units)} ready): " + ", ".join(f"{n} {s}" for n, s in starting.items())
-        from regime_nb.store import Store
-        n_alerts = len(Store(self.cfg.store).alerts())
-        worst = lambda k: max((t.get(k) or 0 for t in ts), default=0)
-        lat = (f"to order p50 {worst('p50_us'):.0f} us p99 {worst('p99_us'):.0f} us, "
-               f"to decision p50 {worst('bar_p50_us'):.0f} us p99 {worst('bar_p99_us'):.0f} us")
-        equity = sum(t.get("equity", float("nan")) for t in ts)
-        regime = " ".join(f"{sym}:{t.get('regime')}" for sym, t in zip(self.books, ts)) if self.books else ts[0].get("regime")
-        halted = sorted({h for t in ts for h in (t.get("halted") or [])})
-        blocked = {}
-        for t in ts:
-            for k, n in (t.get("blocked") or {}).items(): blocked[k] = blocked.get(k, 0) + n
-        undecided = sum(t.get("undecided", 0) for t in ts)
-        why = (f", blocked by risk {sum(blocked.values())} ({', '.join(f'{k} {n}' for k, n in sorted(blocked.items(), key=lambda kv: -kv[1]))})" if blocked else "") + (f", undecided {undecided}" if undecided else "")
-        silent = f", silent {', '.join(sorted(self.silent))}" if self.silent else ""
-        return (f"[live] bars {n_bars}/{self.n_replay} ({self.rate:.0f}/s), latency {lat}, equity {equity:.4f}, "
-                f"regime {regime}, halted {halted or 'no'}{why}, alerts {n_alerts}{silent}, restarts {sum(self.restarts.values())}"
-                + (f", not ready: {', '.join(f'{n} {s}' for n, s in starting.items())}" if starting else ""))
-
-    def run(self, duration_s:float=60.0, before_stop=None, handle_signals:bool=False) -> dict:
-        "Run until the replay is done, `duration_s` passes, or SIGTERM/SIGINT; call `before_stop(self)`; return the last stats of each service."
-        self.n_replay = sum(len(bars) - first for bars, first in map(replay_bars, list(self.books.values()) or [self.cfg]))
-        import threading
-        if handle_signals and threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGTERM, signal.SIGINT): signal.signal(s, lambda *_: setattr(self, "stopping", True))
-        for name in self.units: self.start(name)
-        sub, t_end, t_sum, last_bars, last_t = self._listen(), time.time() + duration_s, time.time(), 0, time.time()
-        self.rate = 0.0
-        try:
-            while not self.stopping and time.time() < t_end:
-                m = sub.recv(timeout_ms=100)
-                if m is not None: self.on_stats(m.body)
-                self.record_health(); self.restart_frozen()
-                for name, p in list(self.procs.items()):
-                    if p.poll() is not None and not self.stopping and time.time() >= self.backoff.get(name, 0):
-                        if self.cannot_start(name, p.returncode):
-                            raise RegimeNbError(f"the {name} service failed {self.failed_starts[name]} times in a row right after starting; "
-                                                f"its last error ({self.log_path(name)}): {self.last_error(name)}")
-                        n = self.restarts[name] = self.restarts.get(name, 0) + 1
-                        if p.returncode > 0: self.errors[name] = self.last_error(name)
-                        self.log.warning("%s exited with %s; restarting (restart %d)", name, p.returncode, n)
-                        self.backoff[name] = time.time() + min(5.0, 0.2 * n)  # a crash loop backs off instead of spinning
-                        self.start(name)
-                if time.time() - t_sum >= self.summary_every_s:
-                    b = sum(t.get("bars", 0) for t in self.trading())
-                    self.rate, last_bars, last_t = (b - last_bars) / (time.time() - last_t), b, time.time()
-                    t_sum = time.time(); self.out(self.summary())
-                if all(t.get("done") for t in self.trading()):
-                    while (m := sub.recv(timeout_ms=100)) is not None: self.on_stats(m.body)  # the other services' last words
-                    break
-            if before_stop is not None: before_stop(self)
-        finally:
-            sub.close(); self.stop()
-        self.out(self.summary())
-        return dict(self.stats)
-
     def stop(self, timeout_s:float=10.0):
         "SIGTERM every service (upstream first), then SIGKILL what is still running after `timeout_s`."
         for svc in reversed(SERVICE_ORDER):
@@ -177,6 +99,91 @@ class Supervisor:
         for p in self.procs.values():
             try: p.wait(max(0.1, deadline - time.time()))
             except subprocess.TimeoutExpired: p.kill(); p.wait()
+
+# %% ../nbs/12c_supervisor.ipynb #98392de0
+@patch_to(Supervisor)
+def on_stats(self, body:dict):
+    "File a service's stats under its process name."
+    name = body.get("service", "?")
+    self.stats[f"{name}.{body['book']}" if body.get("book") else name] = body
+
+@patch_to(Supervisor)
+def trading(self) -> list:
+    "The last stats of every trading service (one per book)."
+    return [self.stats.get(n, {}) for n, (svc, _, _) in self.units.items() if svc == "trading"]
+
+@patch_to(Supervisor)
+def summary(self) -> str:
+    "One line: while no bar is through, what each service is doing as it starts; then progress, rate, latency, equity (of the account), regime (of each book), alerts, restarts."
+    ts, starting = self.trading(), self.starting()
+    n_bars = sum(t.get('bars', 0) for t in ts)
+    if starting and not n_bars: return f"[live] starting ({len(self.units) - len(starting)} of {len(self.units)} ready): " + ", ".join(f"{n} {s}" for n, s in starting.items())
+    from regime_nb.store import Store
+    n_alerts = len(Store(self.cfg.store).alerts())
+    worst = lambda k: max((t.get(k) or 0 for t in ts), default=0)
+    lat = (f"to order p50 {worst('p50_us'):.0f} us p99 {worst('p99_us'):.0f} us, "
+           f"to decision p50 {worst('bar_p50_us'):.0f} us p99 {worst('bar_p99_us'):.0f} us")
+    equity = sum(t.get("equity", float("nan")) for t in ts)
+    regime = " ".join(f"{sym}:{t.get('regime')}" for sym, t in zip(self.books, ts)) if self.books else ts[0].get("regime")
+    halted = sorted({h for t in ts for h in (t.get("halted") or [])})
+    blocked = {}
+    for t in ts:
+        for k, n in (t.get("blocked") or {}).items(): blocked[k] = blocked.get(k, 0) + n
+    undecided = sum(t.get("undecided", 0) for t in ts)
+    why = (f", blocked by risk {sum(blocked.values())} ({', '.join(f'{k} {n}' for k, n in sorted(blocked.items(), key=lambda kv: -kv[1]))})" if blocked else "") + (f", undecided {undecided}" if undecided else "")
+    silent = f", silent {', '.join(sorted(self.silent))}" if self.silent else ""
+    return (f"[live] bars {n_bars}/{self.n_replay} ({self.rate:.0f}/s), latency {lat}, equity {equity:.4f}, "
+            f"regime {regime}, halted {halted or 'no'}{why}, alerts {n_alerts}{silent}, restarts {sum(self.restarts.values())}"
+            + (f", not ready: {', '.join(f'{n} {s}' for n, s in starting.items())}" if starting else ""))
+
+# %% ../nbs/12c_supervisor.ipynb #5666cd52
+@patch_to(Supervisor)
+def _listen(self):
+    ctx, sub = zmq.Context.instance(), None
+    for c in (list(self.books.values()) or [self.cfg]):
+        for k in ("feed", "features", "predictions", "trading"):
+            if sub is None: sub = Subscriber(c.endpoints[k], topics=("stats.",), ctx=ctx, monitor=self.monitor, **c.link("client"))
+            else: sub.sock.connect(check_endpoint(c.endpoints[k], c.allow_remote))
+    sub.sock.connect(check_endpoint(self.cfg.endpoints["broker_pub"], self.cfg.allow_remote))  # the account's one broker
+    return sub
+
+@patch_to(Supervisor)
+def run(self, duration_s:float=60.0, before_stop=None, handle_signals:bool=False) -> dict:
+    "Run until the replay is done, `duration_s` passes, or SIGTERM/SIGINT; call `before_stop(self)`; return the last stats of each service."
+    self.n_replay = sum(len(bars) - first for bars, first in map(replay_bars, list(self.books.values()) or [self.cfg]))
+    import threading
+    if handle_signals and threading.current_thread() is threading.main_thread():
+        for s in (signal.SIGTERM, signal.SIGINT): signal.signal(s, lambda *_: setattr(self, "stopping", True))
+    for name in self.units: self.start(name)
+    sub, t_end, t_sum, last_bars, last_t = self._listen(), time.time() + duration_s, time.time(), 0, time.time()
+    self.rate = 0.0
+    try:
+        while not self.stopping and time.time() < t_end:
+            m = sub.recv(timeout_ms=100)
+            if m is not None: self.on_stats(m.body)
+            self.record_health(); self.restart_frozen()
+            for name, p in list(self.procs.items()):
+                if p.poll() is not None and not self.stopping and time.time() >= self.backoff.get(name, 0):
+                    if self.cannot_start(name, p.returncode):
+                        raise RegimeNbError(f"the {name} service failed {self.failed_starts[name]} times in a row right after starting; "
+                                            f"its last error ({self.log_path(name)}): {self.last_error(name)}")
+                    n = self.restarts[name] = self.restarts.get(name, 0) + 1
+                    if p.returncode > 0: self.errors[name] = self.last_error(name)
+                    self.log.warning("%s exited with %s; restarting (restart %d)", name, p.returncode, n)
+                    self.backoff[name] = time.time() + min(5.0, 0.2 * n)  # a crash loop backs off instead of spinning
+                    self.start(name)
+            if time.time() - t_sum >= self.summary_every_s:
+                b = sum(t.get("bars", 0) for t in self.trading())
+                self.rate, last_bars, last_t = (b - last_bars) / (time.time() - last_t), b, time.time()
+                t_sum = time.time(); self.out(self.summary())
+            if all(t.get("done") for t in self.trading()):
+                while (m := sub.recv(timeout_ms=100)) is not None: self.on_stats(m.body)  # the other services' last words
+                break
+        if before_stop is not None: before_stop(self)
+    finally:
+        sub.close(); self.stop()
+    self.out(self.summary())
+    return dict(self.stats)
 
 # %% ../nbs/12c_supervisor.ipynb #3d80e4ab
 @patch_to(Supervisor)

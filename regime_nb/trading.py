@@ -14,17 +14,17 @@ from .data import OHLCV
 from .bus import ERROR_TOPIC, AsyncClient, HeartbeatMonitor, Subscriber, check_endpoint
 from .backtest import S_CASH, S_EQUITY, S_UNITS, T_UNITS, engine_step_nb
 from .broker import Fill
-from fastcore.basics import patch_to
-from .risk import AccountState, MarketState, OrderRequest, drawdown_step_nb, validation_targets
-from .store import RecordWriter
+from .risk import MarketState, OrderRequest, drawdown_step_nb, validation_targets
+from .records import RecordWriter
+from .account import AccountLimits
 from .strategies import make_inputs, make_strategy, strategy_run_nb, strategy_step_nb
 from .live import (BAR_FIELDS, PRICE_COL, IntentJournal, LiveConfig, Service, SnapshotFile, bar_columns_from_body,
-                            model_spec, percentiles_us, regimes_from_body, replay_bars, _all_ints)
+                            model_spec, percentiles_us, regimes_from_body, replay_bars)
 
 # %% auto #0
-__all__ = ['ACCOUNT_ROWS', 'BarQueue', 'record_intent', 'ExecutionSteps', 'quiet_run_nb', 'QuietStretches', 'OrderDesk',
-           'LimitOrderRule', 'ServiceWatch', 'MessageFlow', 'account_body', 'account_from_body', 'AccountWatch',
-           'AccountLimits', 'RegimeRecovery', 'Recovery', 'TradingService']
+__all__ = ['BarQueue', 'record_intent', 'ExecutionSteps', 'OrderAtClose', 'quiet_run_nb', 'QuietStretches', 'OrderDesk',
+           'BrokerReplies', 'LimitOrderRule', 'ServiceWatch', 'MessageFlow', 'TradingFigures', 'RegimeRecovery',
+           'Recovery', 'WarmStart', 'TradingSockets', 'TradingService']
 
 # %% ../nbs/12b_trading.ipynb #a362dd06
 class BarQueue:
@@ -69,46 +69,6 @@ def record_intent(store, rec:dict) -> bool:
 # %% ../nbs/12b_trading.ipynb #5dcf4c0b
 class ExecutionSteps:
     "The trading service's two steps per bar, as the backtest takes them: execute the pending target at a bar's close (engine step → risk → order), decide the next target when the bar's regime arrives (strategy step)."
-    def execute(self, bar:dict, send_ns:int, now_ns:int):
-        "Run the engine step for the pending target at this bar's close; send the order it implies through risk to the broker (a limit order: see `give_up_limit`)."
-        c, ts = bar["close"], bar["ts"]
-        quote = self.last_close if self.limit and self.last_close else c  # a limit order is placed at the close of the bar that decided it, and sized and priced off that quote
-        before = self.state.copy()
-        if not engine_step_nb(self.state, self.params, quote if self.limit else bar["open"], quote, self.pending_target, 0.0, self.trade): return None
-        if self.limit and self.order_in_flight(): self.state[:] = before; self.count("waiting_on_order"); return None  # one order at a time: the target waits for the working one to end
-        du, units = float(self.trade[T_UNITS]), float(before[S_UNITS])
-        side, cid = 1 if du > 0 else -1, f"{self.cfg.symbol}-{ts}"
-        limit = quote * (1 - side * self.execution["offset_bps"] * 1e-4) if self.limit else None
-        req = OrderRequest(cid, self.cfg.symbol, side, abs(du), limit, now_ns, "rebalance")
-        val = self.validation
-        ms = MarketState(self.cfg.symbol, quote, quote, send_ns, position=units, equity=float(before[S_CASH]) + units * quote,  # the quote is as old as the feed's message; the regime is the one that decided this target
-                         regime_probs=tuple(self.probs_now or ()), returns=np.fromiter(self.returns, "float64", len(self.returns)) if self.returns and self.risk.limits.var_limit is not None else None,
-                         live_returns=np.fromiter(self.live_returns, "float64", len(self.live_returns)) if val else None, model_version=self.model_version,
-                         validation_sharpe=val.get("sharpe"), validation_hit_rate=val.get("hit_rate"),
-                         account=self.account.view(self.decided_ts) if self.account is not None and self.risk.limits.account_var_cap is not None else None)  # the account as of the bar that decided
-        v = self.risk.check(req, ms, now_ns, event_ns=ts if self.replaying else None)  # how often it trades: on the data's clock in a replay
-        for level, kind, msg in self.risk.take_events(): self.writer.add("alert", level, kind, self.who, msg)  # once per episode (model_degraded, model_recovered)
-        allowed, reasons = v.allowed, list(v.reasons)
-        stop = self.halted + (["broker"] if self.broker_down else [])
-        if stop and not v.risk_reducing: allowed, reasons = False, [f"halted: silent peers {', '.join(stop)}"] + reasons
-        if not allowed:
-            self.state[:] = before; self.count("rejected")
-            cause = reasons[0].split(":")[0] if reasons else "refused"; self.blocked[cause] = self.blocked.get(cause, 0) + 1  # the check that refused it
-            self.writer.add("record_decision", self.cfg.symbol, ts, self.pending_target, False, reasons, model_version=self.model_version, regime=self.regime_now())
-            return None
-        qty = v.order.qty if v.order is not None else abs(du)
-        if qty != abs(du): self.resync = True  # the risk manager resized it: the ledger will tell the engine what happened
-        intent = "entry" if abs(units + side * qty) > abs(units) else "exit"
-        order = dict(client_order_id=cid, symbol=self.cfg.symbol, side=side, qty=qty, type="limit" if self.limit else "market", limit_price=limit,  # an `Order`, as the wire carries it
-                     intent=intent, ts_ns=self.last_ts if self.limit else ts)  # a limit order is stamped with the bar it was placed at: it works through all of this one
-        self.intents.append(dict(order=order, target=self.pending_target, reasons=reasons, price=quote, model_version=self.model_version, regime=self.regime_now()))
-        self.outbox.append(("order", order, send_ns)); self.sent_now = True  # sent once its intent is journaled
-        if self.limit:  # the book changes by its fills only (the engine keeps the target it acted on)
-            self.limit_orders[cid] = dict(side=side, qty=qty, intent=intent, bars=0, filled=0.0, giving_up=False)
-            self.state[S_CASH], self.state[S_UNITS], self.state[S_EQUITY] = before[S_CASH], before[S_UNITS], before[S_CASH] + before[S_UNITS] * c
-        self.count("orders")
-        return order
-
     def on_bar(self, bar:dict, send_ns:int):
         "Execute one bar: the order the pending target implies at its close, the broker's view of the bar, the mark to market, the kill switch."
         now = time.time_ns()
@@ -151,6 +111,62 @@ class ExecutionSteps:
         else: self.pending_target = self.stepper.update([probs[k] if k is not None else x[j] if j is not None else bar.get(name, np.nan) for name, k, j in self.inputs])
         self.decided_ts = bar["ts"]; self.processed += 1
         self.bar_latency_ns.append(time.time_ns() - self.last_sent_ns)
+
+    def feature_rows(self, ts:np.ndarray, px:np.ndarray) -> np.ndarray:
+        "The strategy's feature inputs of bars (timestamps, prices as in `BarQueue`), as the rows `FeatureEngine.update_rows` takes."
+        return np.column_stack([ts / 1e9 if c == "ts" else px[:, PRICE_COL[c]] for c in self.feats.inputs]).astype("float64")
+
+    def positions_json(self, units:float) -> str:
+        "The equity row's positions as JSON text, made without the encoder (it is per bar)."
+        return f"{{{self.sym_json}:{units!r}}}" if math.isfinite(units) else json.dumps({self.cfg.symbol: units})
+
+    @property
+    def cash(self) -> float: return float(self.state[S_CASH])
+    @property
+    def units(self) -> float: return float(self.state[S_UNITS])
+
+# %% ../nbs/12b_trading.ipynb #db0e5119
+class OrderAtClose:
+    "The order a bar's close implies: the engine step for the pending target, its order through the risk manager, the intent on record, the request queued for the broker."
+    def execute(self, bar:dict, send_ns:int, now_ns:int):
+        "Run the engine step for the pending target at this bar's close; send the order it implies through risk to the broker (a limit order: see `give_up_limit`)."
+        c, ts = bar["close"], bar["ts"]
+        quote = self.last_close if self.limit and self.last_close else c  # a limit order is placed at the close of the bar that decided it, and sized and priced off that quote
+        before = self.state.copy()
+        if not engine_step_nb(self.state, self.params, quote if self.limit else bar["open"], quote, self.pending_target, 0.0, self.trade): return None
+        if self.limit and self.order_in_flight(): self.state[:] = before; self.count("waiting_on_order"); return None  # one order at a time: the target waits for the working one to end
+        du, units = float(self.trade[T_UNITS]), float(before[S_UNITS])
+        side, cid = 1 if du > 0 else -1, f"{self.cfg.symbol}-{ts}"
+        limit = quote * (1 - side * self.execution["offset_bps"] * 1e-4) if self.limit else None
+        req = OrderRequest(cid, self.cfg.symbol, side, abs(du), limit, now_ns, "rebalance")
+        val = self.validation
+        ms = MarketState(self.cfg.symbol, quote, quote, send_ns, position=units, equity=float(before[S_CASH]) + units * quote,  # the quote is as old as the feed's message; the regime is the one that decided this target
+                         regime_probs=tuple(self.probs_now or ()), returns=np.fromiter(self.returns, "float64", len(self.returns)) if self.returns and self.risk.limits.var_limit is not None else None,
+                         live_returns=np.fromiter(self.live_returns, "float64", len(self.live_returns)) if val else None, model_version=self.model_version,
+                         validation_sharpe=val.get("sharpe"), validation_hit_rate=val.get("hit_rate"),
+                         account=self.account.view(self.decided_ts) if self.account is not None and self.risk.limits.account_var_cap is not None else None)  # the account as of the bar that decided
+        v = self.risk.check(req, ms, now_ns, event_ns=ts if self.replaying else None)  # how often it trades: on the data's clock in a replay
+        for level, kind, msg in self.risk.take_events(): self.writer.add("alert", level, kind, self.who, msg)  # once per episode (model_degraded, model_recovered)
+        allowed, reasons = v.allowed, list(v.reasons)
+        stop = self.halted + (["broker"] if self.broker_down else [])
+        if stop and not v.risk_reducing: allowed, reasons = False, [f"halted: silent peers {', '.join(stop)}"] + reasons
+        if not allowed:
+            self.state[:] = before; self.count("rejected")
+            cause = reasons[0].split(":")[0] if reasons else "refused"; self.blocked[cause] = self.blocked.get(cause, 0) + 1  # the check that refused it
+            self.writer.add("record_decision", self.cfg.symbol, ts, self.pending_target, False, reasons, model_version=self.model_version, regime=self.regime_now())
+            return None
+        qty = v.order.qty if v.order is not None else abs(du)
+        if qty != abs(du): self.resync = True  # the risk manager resized it: the ledger will tell the engine what happened
+        intent = "entry" if abs(units + side * qty) > abs(units) else "exit"
+        order = dict(client_order_id=cid, symbol=self.cfg.symbol, side=side, qty=qty, type="limit" if self.limit else "market", limit_price=limit,  # an `Order`, as the wire carries it
+                     intent=intent, ts_ns=self.last_ts if self.limit else ts)  # a limit order is stamped with the bar it was placed at: it works through all of this one
+        self.intents.append(dict(order=order, target=self.pending_target, reasons=reasons, price=quote, model_version=self.model_version, regime=self.regime_now()))
+        self.outbox.append(("order", order, send_ns)); self.sent_now = True  # sent once its intent is journaled
+        if self.limit:  # the book changes by its fills only (the engine keeps the target it acted on)
+            self.limit_orders[cid] = dict(side=side, qty=qty, intent=intent, bars=0, filled=0.0, giving_up=False)
+            self.state[S_CASH], self.state[S_UNITS], self.state[S_EQUITY] = before[S_CASH], before[S_UNITS], before[S_CASH] + before[S_UNITS] * c
+        self.count("orders")
+        return order
 
 # %% ../nbs/12b_trading.ipynb #07f18d93
 @njit(cache=True)
@@ -261,6 +277,9 @@ class OrderDesk:
         out, self.outbox = self.outbox, []
         return out
 
+# %% ../nbs/12b_trading.ipynb #540ea39c
+class BrokerReplies:
+    "The broker's answers, booked as they come: acks, fills, rejections, cancellations and a broker that stopped answering."
     def on_replies(self):
         "Book the broker's answers; alert on refusals and on requests it never answered; check the book when nothing is in flight."
         for seq, topic, body, rep in self.orders.replies():
@@ -408,6 +427,9 @@ class MessageFlow:
             self.done = True; self.count("unmatched", len(self.queue) + len(self.probs)); self.queue.clear(); self.probs.clear()
             if self.account is not None: self.account.done.add(self.cfg.book); self.account_dirty = True  # the other books need not wait for this one
 
+# %% ../nbs/12b_trading.ipynb #801c8739
+class TradingFigures:
+    "The trading service's figures: the regime it acts on, its latency, equity and halts, for the supervisor and a late joiner."
     def stats(self):
         "The service's figures for the supervisor and a late joiner: latency, equity, regime, halts, whether it is done."
         span = ((self.last_bar_ns or 0) - (self.first_bar_ns or 0)) / 1e9
@@ -419,127 +441,10 @@ class MessageFlow:
                     regime=self.regime_now(), blocked=dict(self.blocked), undecided=self.counts.get("undecided", 0), gaps=self.sub.gaps if self.sub is not None else 0,
                     first_bar_ns=self.first_bar_ns)  # wall clock (ns) of the first bar processed: when start-up ended
 
-# %% ../nbs/12b_trading.ipynb #901dfc85
-ACCOUNT_ROWS = 32  # every `account.<book>` message repeats the book's last this many bars, so a listener that joined late or restarted misses none
-
-def account_body(rows:list, # (ts, equity, notional, close) of the book's last bars, oldest first
-                 done:bool, # the book's replay has ended: nobody need wait for it
-                 prev:int=-1): # the book's bar before the first of `rows` (-1: none), so a listener tells when it missed some
-    "The body of an `account.<book>` message: timestamps, then equity, notional and close as raw float64."
-    return dict(ts=[int(r[0]) for r in rows], x=np.array([r[1:] for r in rows], dtype="float64").reshape(len(rows), 3).tobytes(), done=bool(done), prev=int(prev))
-
-def account_from_body(body) -> tuple|None:
-    "`(ts, n × 3 array of equity, notional, close, done, prev)` from an `account.` body, or None if it is not well formed."
-    if not isinstance(body, dict) or not isinstance(body.get("done"), bool) or type(body.get("prev")) is not int: return None
-    ts, x = body.get("ts"), body.get("x")
-    if not (isinstance(ts, list) and _all_ints(ts) and isinstance(x, bytes) and len(x) == 24 * len(ts)): return None
-    return ts, np.frombuffer(x, "float64").reshape(len(ts), 3), body["done"], body["prev"]
-
-# %% ../nbs/12b_trading.ipynb #547418f4
-class AccountWatch:
-    "The account as one of its books sees it: every book's equity, notional and close by bar (its own as it trades, the others' from the bus), folded into the account's equity on every bar any book has, in time order, once every book is heard past it."
-    def __init__(self, book:str, books, # this book's symbol; every book's
-                 equity:dict, # each book's equity before the first bar heard here (NaN: unknown, as after a restart)
-                 through:int=-1, # the account is folded up to this bar time already (a restart)
-                 keep:int=512): # bars kept per book beyond those not yet folded (the account's VaR window)
-        self.book, self.books, self.keep, self.through = book, sorted(books), keep, int(through)
-        self.rows = {b: [] for b in self.books}  # (ts, equity, notional, close), oldest first
-        self.pos = {b: 0 for b in self.books}  # each book's first row not folded yet
-        self.cur = {b: float(equity.get(b, math.nan)) for b in self.books}  # each book's equity at the last folded bar
-        self.last_ts, self.done, self.gaps = {b: -1 for b in self.books}, set(), 0  # newest bar heard per book; books whose replay ended; rows lost
-
-    def add(self, book:str, ts, x, done:bool=False, prev:int=-1):
-        "File a book's bars (`ts`; rows of equity, notional, close), oldest first, `prev` its bar before them; bars already heard are ignored (every message repeats some)."
-        r, last = self.rows[book], self.last_ts[book]
-        new = [i for i, t in enumerate(ts) if t > last]
-        if prev > max(last, self.through): self.gaps += 1  # bars of that book the account needed were never heard
-        for i in new: r.append((int(ts[i]), float(x[i][0]), float(x[i][1]), float(x[i][2])))
-        if new: self.last_ts[book] = r[-1][0]
-        if done: self.done.add(book)
-        if len(r) > 2 * self.keep + 64:
-            cut = min(self.pos[book], len(r) - self.keep); del r[:cut]; self.pos[book] -= cut
-
-    def heard_through(self, others:bool=False) -> float:
-        "The bar time through which every book (every other book) is heard; inf once all have ended."
-        return min((math.inf if b in self.done else self.last_ts[b] for b in self.books if not (others and b == self.book)), default=math.inf)
-
-    def fold(self) -> list:
-        "The account's (ts, equity) on every bar any book has, after the last fold and up to where every book is heard; summed in the books' order, so every book gets the same figures."
-        W, out, rows, pos, cur = self.heard_through(), [], self.rows, self.pos, self.cur
-        while True:
-            u = min((rows[b][pos[b]][0] for b in self.books if pos[b] < len(rows[b])), default=None)
-            if u is None or u > W: return out
-            for b in self.books:
-                r = rows[b]
-                while pos[b] < len(r) and r[pos[b]][0] == u: cur[b] = r[pos[b]][1]; pos[b] += 1
-            if u > self.through: out.append((u, sum(cur[b] for b in self.books))); self.through = u
-
-# %% ../nbs/12b_trading.ipynb #4402a4bc
-@patch_to(AccountWatch)
-def stretch(self, ts:np.ndarray) -> tuple[int, np.ndarray]:
-    "How many of this book's next bars `ts` a quiet stretch may run (every other book heard past them, none with a bar between them the account must see first), and each book's equity at each (m × books; this book's column NaN)."
-    n = int(np.searchsorted(ts, self.heard_through(others=True), "right"))
-    A = np.full((len(ts), len(self.books)), np.nan)
-    for j, b in enumerate(self.books):
-        if b == self.book: continue
-        r = self.rows[b][max(self.pos[b] - 1, 0):]
-        bt, be = np.array([x[0] for x in r], dtype="int64"), np.array([x[1] for x in r])
-        extra = bt[(bt > self.through) & ~np.isin(bt, ts)]  # a bar of that book alone: the account must see it in order
-        if len(extra): n = min(n, int(np.searchsorted(ts, extra[0], "left")))
-        i = np.searchsorted(bt, ts, "right") - 1
-        A[:, j] = np.where(i >= 0, be[np.maximum(i, 0)] if len(be) else np.nan, self.cur[b])  # before its first row kept: its equity at the last bar folded
-    return n, A
-
-@patch_to(AccountWatch)
-def view(self, asof:int) -> AccountState:
-    "The account as of bar `asof`, for the account's VaR: its equity, the other books' notionals, the books' joint returns on the bars every book has (this book first)."
-    order = [self.book] + [b for b in self.books if b != self.book]
-    at = {b: [x for x in self.rows[b] if x[0] <= asof] for b in self.books}
-    eq = sum(at[b][-1][1] if at[b] else self.cur[b] for b in self.books)
-    common = sorted(set.intersection(*(set(x[0] for x in at[b]) for b in order)))
-    close = {b: {x[0]: x[3] for x in at[b]} for b in order}
-    C = np.array([[close[b][t] for b in order] for t in common], dtype="float64").reshape(len(common), len(order))
-    return AccountState(float(eq), tuple(at[b][-1][2] if at[b] else 0.0 for b in order[1:]), C[1:] / C[:-1] - 1 if len(C) > 1 else np.empty((0, len(order))))
-
-# %% ../nbs/12b_trading.ipynb #2876922f
-class AccountLimits:
-    "A book of several: its bars published for the other books, theirs heard, the account's kill switch followed bar by bar; in a replay a bar is decided only once every book is heard past it."
-    def account_rows(self, ts:list, rows:list):
-        "File this book's executed bars (rows of equity, notional, close) in the account and queue them for the other books."
-        self.account.add(self.cfg.book, ts, rows); self.account_new += [(t, *r) for t, r in zip(ts, rows)]; self.account_dirty = True
-
-    def on_account(self, m):
-        "File another book's bars from its `account.<book>` message; a malformed one, or one of no other book of this account, is counted and dropped."
-        book, got = m.topic[len("account."):], account_from_body(m.body)
-        if self.account is None or got is None or book == self.cfg.book or book not in self.account.rows: self.count("bad_messages"); return
-        gaps = self.account.gaps
-        self.account.add(book, *got)
-        if self.account.gaps > gaps: self.count("account_gaps"); self.log.warning("bars of book %s before %s never heard: the account's equity there is its last known", book, got[0][:1])
-
-    def account_held(self) -> bool:
-        "In a replay: whether the last bar waits to be decided until every other book is heard past it, so the account's limits act on the bar they would act on live."
-        return self.account is not None and self.replaying and self.decided_ts < self.last_ts and self.account.heard_through() < self.last_ts
-
-    def account_ready(self) -> bool:
-        "Fold the account as far as every book is heard, its kill switch on the way (the risk manager's `on_account_equity`); whether the last bar may be decided now."
-        for ts, eq in self.account.fold():
-            ks = self.risk.on_account_equity(eq, time.time_ns())
-            if ks is not None: self.on_kill(ks, ts)
-        return not self.account_held()
-
-    def account_message(self) -> tuple|None:
-        "The `account.<book>` message to publish: the new bars after the last `ACCOUNT_ROWS` again; None when nothing is new and one went out within a second."
-        now = time.monotonic_ns()
-        if not self.account_dirty and now - self.account_pub_ns < 1_000_000_000: return None
-        rows = [*self.account_sent, *self.account_new]
-        body, drop = account_body(rows, self.done, self.account_prev), len(rows) - ACCOUNT_ROWS
-        if drop > 0: self.account_prev = rows[drop - 1][0]
-        self.account_sent.extend(self.account_new); self.account_new, self.account_dirty, self.account_pub_ns = [], False, now
-        return f"account.{self.cfg.book}", body
-
-    def publish_account(self):
-        "Publish `account_message` when there is one."
-        if (m := self.account_message()) is not None: self.pub.publish(*m)
+    def regime_now(self) -> int|None:
+        "The most probable regime of the probabilities that decided the pending target (None while the model warms up)."
+        p = self.probs_now
+        return int(np.argmax(p)) if p is not None and len(p) and not np.isnan(p).any() else None
 
 # %% ../nbs/12b_trading.ipynb #04bfaa6f
 class RegimeRecovery:
@@ -622,8 +527,78 @@ class Recovery:
                              account=dict(through=self.account.through, peak=self.risk.account_peak_equity) if self.account is not None else None))
         if risk or time.monotonic() - self.risk_saved > 2.0: self.risk_snap.write(self.risk.snapshot()); self.risk_saved = time.monotonic()
 
+# %% ../nbs/12b_trading.ipynb #5ba803ea
+class WarmStart:
+    "Before the first live bar: the kernels compiled and the strategy run over the history before the replay."
+    def warm_up(self):
+        "Compile the engine and strategy kernels now (on throwaway state), not on the first live bar."
+        engine_step_nb(self.state.copy(), self.params, 1.0, 1.0, 0.5, 0.0, np.zeros(8))
+        st = self.strategy.stepper(); st.update([0.5 if k is not None else 1.0 for _, k, _ in self.inputs])
+        if self.feats is not None: type(self.feats).restore(self.feats.snapshot()).update_rows(np.ones((2, len(self.feats.inputs))))
+        quiet_run_nb(self.state.copy(), self.params, np.ones(2), np.ones(2), np.full((2, len(self.inputs)), 0.5), st.code, st.state, st.params, np.nan, 0.0, 0.0, 0.25,
+                     0.0, 0.0, np.zeros(8), np.empty_like(self.state), np.empty((2, 8)), np.full((2, 2), 1.0) if self.account is not None else self.no_account, 0, math.nan, 0.25)
+
+    def warm_history(self):
+        "Run the strategy and its own features over the bars before the first one replayed, so the live strategy starts where the backtest of the whole history is (a moving average full, a position open); the pending target stays unset, as in that backtest."
+        bars, first = replay_bars(self.cfg)
+        if first == 0: return
+        hist, proba = bars.iloc[:first], None
+        if any(k is not None for _, k, _ in self.inputs):  # it reads the regimes: the served model's, on the same history
+            from regime_nb.features import compute_features
+            from regime_nb.registry import Registry
+            with Registry(self.cfg.registry) as reg: self.phases.enter("loading model", f"v{reg.resolve(self.cfg.model_alias)}"); model = reg.load(self.cfg.model_alias)
+            self.phases.enter("warming kernels")
+            proba = model.predict_proba(compute_features(hist, model_spec(self.cfg)))
+        F = self.feats.warm(hist) if self.feats is not None else None
+        X = make_inputs(hist, F, proba)
+        if missing := [c for c in self.stepper.columns if c not in X]: raise RegimeNbError(f"strategy {self.strategy!r} reads {missing}, which the replayed data does not have")
+        strategy_run_nb(self.stepper.code, self.stepper.state, self.stepper.params, np.ascontiguousarray(X[self.stepper.columns].to_numpy(dtype="float64")))
+
+# %% ../nbs/12b_trading.ipynb #380bd8d4
+class TradingSockets:
+    "The trading service's sockets and its part in the Service loop: the streams subscribed, the broker connected and reconciled, the broker's answers and the other books' bars drained between messages, everything closed on the way down."
+    def subscribe(self):
+        "The bars, the regimes and the end of each stream, from the feed, feature and regime services."
+        c = self.cfg
+        sub = Subscriber(c.endpoints["feed"], topics=(f"bar.{c.symbol}", f"regime.{c.symbol}", f"eof.{c.symbol}"), ctx=self.ctx, monitor=self.monitor, **c.link("client"))
+        for k in ("features", "predictions"): sub.sock.connect(check_endpoint(c.endpoints[k], c.allow_remote))
+        return sub
+    def open(self):
+        "Connect the streams and the broker, then reconcile the book with it."
+        from regime_nb.broker import RemoteBroker
+        super().open()
+        self.broker = RemoteBroker(self.cfg.endpoints["broker"], timeout_ms=2000, retries=2, **self.cfg.link("client"))
+        self.orders = AsyncClient(self.cfg.endpoints["broker"], timeout_ms=1000, retries=5, source="trading", **self.cfg.link("client"))
+        self.regime_client = AsyncClient(self.cfg.endpoints["predict"], timeout_ms=1000, retries=10, source="trading", **self.cfg.link("client"))
+        self.reconcile()
+        self.open_account()
+    def sockets(self): return [self.orders.sock, self.regime_client.sock] + ([self.account_sub.sock] if self.account_sub is not None else [])
+    def send(self, out:list):
+        "The broker's requests (`OrderDesk.send`), then this book's new bars for the other books."
+        OrderDesk.send(self, out)
+        if self.account is not None: self.publish_account()
+
+    def between(self):
+        "Watch the peers, book the broker's answers; with limit orders, an answer releases the bars held for it."
+        self.watch_peers(time.time_ns())
+        self.on_replies()
+        if self.watch_regimes(): self.advance(); self.check_done(); self.send(self.take_outbox())
+        self.drain_account()
+        if self.limit and self.queue and not self.held(): self.advance(); self.check_done(); self.send(self.take_outbox())
+    def after(self, msgs):
+        if self.processed: self.save(); self.processed = 0
+    def shutdown(self):
+        if self.orders is not None: self.on_replies()
+        self.save(); self.risk_snap.write(self.risk.snapshot()); self.writer.close()
+        if self.account_sub is not None: self.account_sub.close()
+        if self.orders is not None: self.orders.close()
+        if self.regime_client is not None: self.regime_client.close()
+        if not self.writer.errors: self.journal.clear()
+        self.journal.close()
+
 # %% ../nbs/12b_trading.ipynb #5cb52637
-class TradingService(ExecutionSteps, QuietStretches, OrderDesk, LimitOrderRule, ServiceWatch, MessageFlow, RegimeRecovery, AccountLimits, Recovery, Service):
+class TradingService(TradingSockets, WarmStart, TradingFigures, ExecutionSteps, OrderAtClose, QuietStretches, OrderDesk, BrokerReplies, LimitOrderRule,
+                     ServiceWatch, MessageFlow, RegimeRecovery, AccountLimits, Recovery, Service):
     "Per bar: execute (engine step → risk → store → broker, pipelined) on arrival; decide (strategy step) when its regime arrives."
     name, upstream, drain_bars = "trading", ("feed", "prediction"), False  # drain up to 64 messages whatever they carry: their orders share one journal record
     def __init__(self, cfg:LiveConfig):
@@ -661,10 +636,7 @@ class TradingService(ExecutionSteps, QuietStretches, OrderDesk, LimitOrderRule, 
         self.first_bar_ns = self.last_bar_ns = self.probs_now = None
         self.last_close, self.halted, self.peak, self.risk_saved, self.n_msgs, self.blocked = None, [], -math.inf, 0.0, 0, {}  # blocked: decisions refused, by the check that refused them
         self.monitor = HeartbeatMonitor(cfg.heartbeat_ms, expect=self.peers("feed", "features", "prediction"))
-        books = [cfg.book, *cfg.siblings()]  # one of several books: the account's limits need the others' equity (from the bus)
-        self.account = AccountWatch(cfg.book, books, {b: cfg.init_cash for b in books}) if len(books) > 1 else None
-        self.account_col, self.no_account = self.account.books.index(cfg.book) if self.account is not None else -1, np.empty((0, 0))
-        self.account_new, self.account_sent, self.account_prev, self.account_dirty, self.account_pub_ns, self.account_sub = [], deque(maxlen=ACCOUNT_ROWS), -1, False, 0, None
+        self.init_account(cfg)
         self.phases.enter("loading data", "snapshot" if self.snap.read() is not None else str(cfg.data))
         self.restore()
         if self.snap.read() is None: self.warm_history()
@@ -675,96 +647,9 @@ class TradingService(ExecutionSteps, QuietStretches, OrderDesk, LimitOrderRule, 
             with Registry(cfg.registry) as reg: self.on_version(reg.resolve(cfg.model_alias))
         except Exception as e: self.log.warning("cannot read the served model's validation figures yet: %r", e)
 
-    def regime_now(self) -> int|None:
-        "The most probable regime of the probabilities that decided the pending target (None while the model warms up)."
-        p = self.probs_now
-        return int(np.argmax(p)) if p is not None and len(p) and not np.isnan(p).any() else None
-
-    def warm_up(self):
-        "Compile the engine and strategy kernels now (on throwaway state), not on the first live bar."
-        engine_step_nb(self.state.copy(), self.params, 1.0, 1.0, 0.5, 0.0, np.zeros(8))
-        st = self.strategy.stepper(); st.update([0.5 if k is not None else 1.0 for _, k, _ in self.inputs])
-        if self.feats is not None: type(self.feats).restore(self.feats.snapshot()).update_rows(np.ones((2, len(self.feats.inputs))))
-        quiet_run_nb(self.state.copy(), self.params, np.ones(2), np.ones(2), np.full((2, len(self.inputs)), 0.5), st.code, st.state, st.params, np.nan, 0.0, 0.0, 0.25,
-                     0.0, 0.0, np.zeros(8), np.empty_like(self.state), np.empty((2, 8)), np.full((2, 2), 1.0) if self.account is not None else self.no_account, 0, math.nan, 0.25)
-
-    def warm_history(self):
-        "Run the strategy and its own features over the bars before the first one replayed, so the live strategy starts where the backtest of the whole history is (a moving average full, a position open); the pending target stays unset, as in that backtest."
-        bars, first = replay_bars(self.cfg)
-        if first == 0: return
-        hist, proba = bars.iloc[:first], None
-        if any(k is not None for _, k, _ in self.inputs):  # it reads the regimes: the served model's, on the same history
-            from regime_nb.features import compute_features
-            from regime_nb.registry import Registry
-            with Registry(self.cfg.registry) as reg: self.phases.enter("loading model", f"v{reg.resolve(self.cfg.model_alias)}"); model = reg.load(self.cfg.model_alias)
-            self.phases.enter("warming kernels")
-            proba = model.predict_proba(compute_features(hist, model_spec(self.cfg)))
-        F = self.feats.warm(hist) if self.feats is not None else None
-        X = make_inputs(hist, F, proba)
-        if missing := [c for c in self.stepper.columns if c not in X]: raise RegimeNbError(f"strategy {self.strategy!r} reads {missing}, which the replayed data does not have")
-        strategy_run_nb(self.stepper.code, self.stepper.state, self.stepper.params, np.ascontiguousarray(X[self.stepper.columns].to_numpy(dtype="float64")))
-
-    def feature_rows(self, ts:np.ndarray, px:np.ndarray) -> np.ndarray:
-        "The strategy's feature inputs of bars (timestamps, prices as in `BarQueue`), as the rows `FeatureEngine.update_rows` takes."
-        return np.column_stack([ts / 1e9 if c == "ts" else px[:, PRICE_COL[c]] for c in self.feats.inputs]).astype("float64")
-
-    def positions_json(self, units:float) -> str:
-        "The equity row's positions as JSON text, made without the encoder (it is per bar)."
-        return f"{{{self.sym_json}:{units!r}}}" if math.isfinite(units) else json.dumps({self.cfg.symbol: units})
-
-    @property
-    def cash(self) -> float: return float(self.state[S_CASH])
-    @property
-    def units(self) -> float: return float(self.state[S_UNITS])
-
-    def subscribe(self):
-        "The bars, the regimes and the end of each stream, from the feed, feature and regime services."
-        c = self.cfg
-        sub = Subscriber(c.endpoints["feed"], topics=(f"bar.{c.symbol}", f"regime.{c.symbol}", f"eof.{c.symbol}"), ctx=self.ctx, monitor=self.monitor, **c.link("client"))
-        for k in ("features", "predictions"): sub.sock.connect(check_endpoint(c.endpoints[k], c.allow_remote))
-        return sub
-    def open(self):
-        "Connect the streams and the broker, then reconcile the book with it."
-        from regime_nb.broker import RemoteBroker
-        super().open()
-        self.broker = RemoteBroker(self.cfg.endpoints["broker"], timeout_ms=2000, retries=2, **self.cfg.link("client"))
-        self.orders = AsyncClient(self.cfg.endpoints["broker"], timeout_ms=1000, retries=5, source="trading", **self.cfg.link("client"))
-        self.regime_client = AsyncClient(self.cfg.endpoints["predict"], timeout_ms=1000, retries=10, source="trading", **self.cfg.link("client"))
-        self.reconcile()
-        if self.account is not None:  # the other books' equity, on a stream of its own (they are not peers whose silence halts this book)
-            eps = list(self.cfg.siblings().values())
-            self.account_sub = Subscriber(eps[0], topics=("account.",), ctx=self.ctx, **self.cfg.link("client"))
-            for e in eps[1:]: self.account_sub.sock.connect(check_endpoint(e, self.cfg.allow_remote))
-    def sockets(self): return [self.orders.sock, self.regime_client.sock] + ([self.account_sub.sock] if self.account_sub is not None else [])
-    def send(self, out:list):
-        "The broker's requests (`OrderDesk.send`), then this book's new bars for the other books."
-        OrderDesk.send(self, out)
-        if self.account is not None: self.publish_account()
-
     def handle(self, msgs:list) -> list:
         "Bars and regimes in; the requests for the broker out (orders with the bars that fill them), their decisions and intents journaled first in one record."
         try:
             for m in msgs: self.on_message(m)
         finally: self.commit_intents()  # one durable write for the orders of every message drained (a group commit), also on the way down
         return self.take_outbox()
-    def between(self):
-        "Watch the peers, book the broker's answers; with limit orders, an answer releases the bars held for it."
-        self.watch_peers(time.time_ns())
-        self.on_replies()
-        if self.watch_regimes(): self.advance(); self.check_done(); self.send(self.take_outbox())
-        if self.account_sub is not None:
-            msgs = []
-            while len(msgs) < 64 and (m := self.account_sub.recv(timeout_ms=0)) is not None: msgs.append(m)
-            if msgs: self.send(self.handle(msgs)); self.after(msgs)
-            self.publish_account()
-        if self.limit and self.queue and not self.held(): self.advance(); self.check_done(); self.send(self.take_outbox())
-    def after(self, msgs):
-        if self.processed: self.save(); self.processed = 0
-    def shutdown(self):
-        if self.orders is not None: self.on_replies()
-        self.save(); self.risk_snap.write(self.risk.snapshot()); self.writer.close()
-        if self.account_sub is not None: self.account_sub.close()
-        if self.orders is not None: self.orders.close()
-        if self.regime_client is not None: self.regime_client.close()
-        if not self.writer.errors: self.journal.clear()
-        self.journal.close()
