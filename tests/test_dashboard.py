@@ -68,7 +68,8 @@ def test_the_monitor_page_renders_the_regime_chart_and_its_numbers_move_with_the
         page.wait_for_selector(".rnb-regime-chart[src^='blob:'], img.rnb-regime-chart", timeout=60_000)
         page.wait_for_function("() => !/^-?$/.test(document.querySelector('.rnb-bars').innerText.trim())", timeout=30_000)
         first = page.inner_text(".rnb-last-ts")
-        page.wait_for_function(f"() => document.querySelector('.rnb-last-ts').innerText.trim() !== {first.strip()!r}", timeout=30_000)  # in place, no reload
+        try: page.wait_for_function(f"() => document.querySelector('.rnb-last-ts').innerText.trim() !== {first.strip()!r}", timeout=30_000)  # in place, no reload
+        except Exception: raise AssertionError(f"the page stayed at {first} while the loop traded {sup.stats.get('trading', {}).get('bars')} bars: {page.inner_text('.rnb-status')}")
         assert page.inner_text(".rnb-regime").strip() in ("0", "1") and page.inner_text(".rnb-equity").strip() != "-"
         assert page.query_selector("table.rnb-health") is not None and page.query_selector("table.rnb-services") is not None
         no_source_visible(page); shot(page, "monitor")
@@ -89,7 +90,7 @@ def test_the_research_page_recomputes_when_a_widget_changes(tmp_path, serve, bro
 def test_with_a_token_a_request_without_it_is_refused(tmp_path, serve, browser):
     v = serve("runs", token="s3cret-token", store=str(tmp_path/"none.sqlite"), registry=str(tmp_path/"reg"))
     def get(path):
-        c = http.client.HTTPConnection("127.0.0.1", v.port, timeout=10); c.request("GET", path); r = c.getresponse()
+        c = http.client.HTTPConnection("127.0.0.1", v.port, timeout=90); c.request("GET", path); r = c.getresponse()  # the page itself waits for its kernel's notebook
         return r.status, r.getheader("Location") or "", r.read()
     for path in ("/", "/?token=wrong", "/voila/render/runs.ipynb", "/api/kernels"):
         status, where, body = get(path)
