@@ -12,8 +12,8 @@ from .core import RegimeNbError, configure_logging, load_settings
 # %% auto #0
 __all__ = ['cmd_data_list', 'cmd_data_show', 'cmd_data_validate', 'cmd_fit', 'cmd_registry', 'cmd_backtest', 'cmd_walkforward',
            'cmd_sweep', 'cmd_scan', 'cmd_live_keys', 'parse_books', 'execution_of', 'parse_regime_caps', 'live_risk',
-           'cmd_live', 'cmd_demo', 'cmd_job', 'cmd_runs', 'cmd_schedule', 'cmd_report_shadow', 'add_job_commands',
-           'cmd_monitor', 'add_monitor_commands', 'make_parser', 'main']
+           'cmd_live', 'cmd_demo', 'cmd_dashboard', 'add_dashboard_command', 'cmd_job', 'cmd_runs', 'cmd_schedule',
+           'cmd_report_shadow', 'add_job_commands', 'cmd_monitor', 'add_monitor_commands', 'make_parser', 'main']
 
 # %% ../nbs/14_cli.ipynb #c7938c53
 def _parse_sets(items):
@@ -404,6 +404,31 @@ def cmd_demo(args) -> int:
     print(format_summary(res))
     return 0
 
+# %% ../nbs/14_cli.ipynb #a22cd4b7
+def cmd_dashboard(args) -> int:
+    "Serve a dashboard with Voila until Ctrl-C; print its URL."
+    import subprocess
+    from regime_nb.dashboard import voila_command
+    s = _settings(args)
+    store = args.store or (None if args.name == "monitor" else str(s.paths.store))
+    argv, env, token = voila_command(args.name, store=store, registry=args.registry or str(s.paths.registry), port=args.port, ip=args.ip, token=args.token)
+    print(f"dashboard {args.name}: http://{args.ip}:{args.port}/" + (f"?token={token}" if token else "") + (f"  (store {store})" if store else ""), flush=True)
+    if args.print_only: print(" ".join(argv)); return 0
+    p = subprocess.Popen(argv, env=env)
+    try: return p.wait()
+    except KeyboardInterrupt: p.terminate(); return p.wait(10)
+
+def add_dashboard_command(sub):
+    "The `dashboard` subcommand."
+    d = sub.add_parser("dashboard", help="serve a Voila dashboard: monitor (a live run), research, runs")
+    d.add_argument("name", nargs="?", default="monitor", choices=("monitor", "research", "runs"))
+    d.add_argument("--store", help="metastore to show (monitor: the live run's store; runs: default [paths] store)")
+    d.add_argument("--registry", help="registry folder (default: [paths] registry)")
+    d.add_argument("--port", type=int, default=8866); d.add_argument("--ip", default="127.0.0.1", help="address to bind (any but localhost requires a token)")
+    d.add_argument("--token", default=None, help="token the page requires (generated and printed when --ip is not localhost and none is given)")
+    d.add_argument("--print-only", action="store_true", help="print the URL and the voila command instead of running it")
+    d.set_defaults(func=cmd_dashboard)
+
 # %% ../nbs/14_cli.ipynb #50b80d41
 def _job_params(args) -> dict:
     "The parameters of `-f FILE` and then `-p NAME VALUE` (the later wins), as given."
@@ -668,6 +693,7 @@ def make_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_demo)
     add_job_commands(sub)
     add_monitor_commands(sub)
+    add_dashboard_command(sub)
     return p
 
 # %% ../nbs/14_cli.ipynb #6fcd34f6

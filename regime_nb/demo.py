@@ -171,5 +171,6 @@ def format_summary(res:dict) -> str:
                         f"p99 {L['decision_p99_us'] or 0:,.0f} us (paced at {L['speed']:g} bars/s)\n"
                         f"parity with the backtest: {L['trades_live']} live trades vs {L['trades_backtest']}, final equity {L['equity_live']:.6f} vs {L['equity_backtest']:.6f}, "
                         f"max |equity difference| {L['max_abs_equity_diff']:.3g}")(res["live"]),
-             f"plots: {res['plot']}, {res['regimes_plot']}, {res['seed_plot']}", f"outputs in: {res['out_dir']}"]
+             f"plots: {res['plot']}, {res['regimes_plot']}, {res['seed_plot']}", f"outputs in: {res['out_dir']}",
+             f"watch it: regime-nb dashboard monitor --store {res['live']['store']} --registry {res['registry']}  (then open http://127.0.0.1:8866/)"]
     return "\n".join(lines)

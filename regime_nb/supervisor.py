@@ -14,8 +14,8 @@ from .bus import HeartbeatMonitor, Subscriber, check_endpoint
 from .live import PUBLISHERS, LiveConfig, StartupPhases, model_spec, replay_bars
 
 # %% auto #0
-__all__ = ['SERVICE_ORDER', 'check_served_model', 'service_main', 'Supervisor', 'LiveView', 'parity_check', 'book_parity',
-           'blocked_decisions', 'parity_causes', 'parity_differs']
+__all__ = ['SERVICE_ORDER', 'check_served_model', 'service_main', 'Supervisor', 'LiveView', 'parity_check', 'book_backtest',
+           'book_parity', 'blocked_decisions', 'parity_causes', 'parity_differs']
 
 # %% ../nbs/12c_supervisor.ipynb #66955465
 def check_served_model(cfg:LiveConfig):
@@ -287,19 +287,24 @@ def parity_check(cfg:LiveConfig) -> dict:
                 max_abs_equity_diff=max(b["max_abs_equity_diff"] for b in books.values()), fills_equity_diff=max(b["fills_equity_diff"] for b in books.values()),
                 blocked={k: sum(b["blocked"].get(k, 0) for b in books.values()) for b in books.values() for k in b["blocked"]})
 
-def book_parity(cfg:LiveConfig) -> dict:
-    "`parity_check` of one book (or of a single-symbol account)."
+def book_backtest(cfg:LiveConfig):
+    "The backtest a book's live run should equal: the served model, strategy and costs over the replayed bars (a `BacktestResult`)."
     from regime_nb.backtest import backtest
     from regime_nb.features import compute_features
     from regime_nb.registry import Registry
-    from regime_nb.store import Store
     from regime_nb.strategies import make_inputs, make_strategy
     bars, first = replay_bars(cfg)
     with Registry(cfg.registry) as reg: model = reg.load(cfg.model_alias)
     proba = model.predict_proba(compute_features(bars, model_spec(cfg)))
     strat = make_strategy(cfg.strategy)
     tg = strat.targets(make_inputs(bars, None, proba, strategy=strat))  # with the bars and whatever features the strategy reads
-    res = backtest(bars.iloc[first:], tg.iloc[first:], costs_bps=cfg.costs_bps, slippage_bps=cfg.slippage_bps, init_cash=cfg.init_cash, benchmark=False)
+    return backtest(bars.iloc[first:], tg.iloc[first:], costs_bps=cfg.costs_bps, slippage_bps=cfg.slippage_bps, init_cash=cfg.init_cash, benchmark=False)
+
+def book_parity(cfg:LiveConfig) -> dict:
+    "`parity_check` of one book (or of a single-symbol account)."
+    from regime_nb.store import Store
+    bars, _ = replay_bars(cfg)
+    res = book_backtest(cfg)
     st = Store(cfg.store)
     eq = st.query_df("SELECT ts_ns, equity FROM equity WHERE book = ? ORDER BY ts_ns", (cfg.book,))
     live = pd.Series(eq.equity.to_numpy(), index=pd.to_datetime(eq.ts_ns, utc=True))
