@@ -169,6 +169,7 @@ def replay(self):
     if block: self.send([self.bar_message(block)])
     self.finish(rows)
 
+# %% ../nbs/12a_services.ipynb #51132821
 @patch_to(FeedHandler)
 def replay_blocks(self):
     "Replay bars as fast as possible, `batch` rows at a time: validated in one compiled call (`BarGuard.check_block`), published as one message of columns."
@@ -404,6 +405,7 @@ def catch_up(self) -> list:
     if eof: out.append(self.passed_on(f"eof.{self.cfg.symbol}", {}))
     return out
 
+# %% ../nbs/12a_services.ipynb #6d3767d2
 @patch_to(PredictionService)
 def regimes(self, chunks:list) -> tuple:
     "Score chunks `(ts, X, send_ns)` in order; the `regime.<symbol>` message of them all, logged with the scorers' state after it."
