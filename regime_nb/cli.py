@@ -12,8 +12,7 @@ from .core import RegimeNbError, configure_logging, load_settings
 # %% auto #0
 __all__ = ['cmd_data_list', 'cmd_data_show', 'cmd_data_validate', 'cmd_fit', 'cmd_registry', 'cmd_backtest', 'cmd_walkforward',
            'cmd_sweep', 'cmd_scan', 'cmd_live_keys', 'parse_books', 'execution_of', 'parse_regime_caps', 'live_risk',
-           'cmd_live', 'cmd_demo', 'cmd_dashboard', 'add_dashboard_command', 'cmd_job', 'cmd_runs', 'cmd_schedule',
-           'cmd_report_shadow', 'add_job_commands', 'cmd_monitor', 'add_monitor_commands', 'make_parser', 'main']
+           'cmd_live', 'cmd_demo', 'make_parser', 'main']
 
 # %% ../nbs/14_cli.ipynb #c7938c53
 def _parse_sets(items):
@@ -404,168 +403,10 @@ def cmd_demo(args) -> int:
     print(format_summary(res))
     return 0
 
-# %% ../nbs/14_cli.ipynb #a22cd4b7
-def cmd_dashboard(args) -> int:
-    "Serve a dashboard with Voila until Ctrl-C; print its URL."
-    import subprocess
-    from regime_nb.dashboard import voila_command
-    s = _settings(args)
-    store = args.store or (None if args.name == "monitor" else str(s.paths.store))
-    argv, env, token = voila_command(args.name, store=store, registry=args.registry or str(s.paths.registry), port=args.port, ip=args.ip, token=args.token)
-    print(f"dashboard {args.name}: http://{args.ip}:{args.port}/" + (f"?token={token}" if token else "") + (f"  (store {store})" if store else ""), flush=True)
-    if args.print_only: print(" ".join(argv)); return 0
-    p = subprocess.Popen(argv, env=env)
-    try: return p.wait()
-    except KeyboardInterrupt: p.terminate(); return p.wait(10)
-
-def add_dashboard_command(sub):
-    "The `dashboard` subcommand."
-    d = sub.add_parser("dashboard", help="serve a Voila dashboard: monitor (a live run), research, runs")
-    d.add_argument("name", nargs="?", default="monitor", choices=("monitor", "research", "runs"))
-    d.add_argument("--store", help="metastore to show (monitor: the live run's store; runs: default [paths] store)")
-    d.add_argument("--registry", help="registry folder (default: [paths] registry)")
-    d.add_argument("--port", type=int, default=8866); d.add_argument("--ip", default="127.0.0.1", help="address to bind (any but localhost requires a token)")
-    d.add_argument("--token", default=None, help="token the page requires (generated and printed when --ip is not localhost and none is given)")
-    d.add_argument("--print-only", action="store_true", help="print the URL and the voila command instead of running it")
-    d.set_defaults(func=cmd_dashboard)
-
-# %% ../nbs/14_cli.ipynb #50b80d41
-def _job_params(args) -> dict:
-    "The parameters of `-f FILE` and then `-p NAME VALUE` (the later wins), as given."
-    from regime_nb.jobs import read_params_file
-    out = read_params_file(args.params_file) if args.params_file else {}
-    for name, value in args.param or []: out[name] = value
-    return out
-
-def _print_run(run) -> None:
-    o = run.outcome or {}
-    verdict = "promoted" if run.promoted else "not promoted" if "promoted" in o else run.status
-    print(f"{run.job} run {run.run_id}: {verdict}{': ' + str(o['reason']) if o.get('reason') else ''}")
-    print(f"executed notebook: {run.notebook}" + (f"  (HTML: {run.html})" if run.html else ""))
-
-def cmd_job(args) -> int:
-    "Run a job notebook (retrain, backtest_report) through papermill and print its outcome."
-    from regime_nb.jobs import JobFailedError, run_job
-    s = _settings(args)
-    try: run = run_job(args.job, _job_params(args), dry_run=getattr(args, "dry_run", False), store=s.paths.store, progress=not args.quiet)
-    except JobFailedError as e:
-        print(f"regime-nb: error: {e}", file=sys.stderr); return 1
-    _print_run(run)
-    return 0
-
-def cmd_runs(args) -> int:
-    "List the recorded job runs, or show one."
-    import json
-    from regime_nb.jobs import run_record, runs
-    from regime_nb.store import Store
-    with Store(_settings(args).paths.store) as st, pd.option_context("display.width", 200, "display.max_colwidth", 60):
-        if args.action == "list":
-            df = runs(st, job=args.job, limit=args.rows)
-            print(df.to_string(index=False) if len(df) else "no job runs recorded yet")
-        else:
-            if not args.run: raise RegimeNbError("runs show needs a RUN id (see `regime-nb runs list`)")
-            print(json.dumps(run_record(st, args.run), indent=2, default=str))
-    return 0
-
-def cmd_schedule(args) -> int:
-    "Run the jobs of `[schedule]` on their cron lines until interrupted (or, with --list, print them)."
-    from regime_nb.jobs import make_scheduler
-    s = _settings(args)
-    sched = make_scheduler(s, blocking=not args.list)
-    jobs = sched.get_jobs()
-    if not jobs: raise RegimeNbError("no job is scheduled: set a cron line in [schedule] of settings.ini, e.g. retrain = 0 6 * * 1-5")
-    now = pd.Timestamp.now(tz="UTC").to_pydatetime()
-    for j in jobs: print(f"{j.id}: {s['schedule'][j.id]!r} (UTC), next at {j.trigger.get_next_fire_time(None, now):%Y-%m-%d %H:%M} UTC")
-    if args.list: return 0
-    try: sched.start()
-    except (KeyboardInterrupt, SystemExit): pass
-    return 0
-
-def cmd_report_shadow(args) -> int:
-    "Print the champion's and the challenger's books side by side over the bars a live run scored with both."
-    from regime_nb.gates import compare_shadow
-    from regime_nb.store import Store
-    from regime_nb.strategies import RegimeExposure, make_strategy
-    from regime_nb.live import LiveConfig
-    s = _settings(args)
-    path = args.store or s.paths.store
-    market = LiveConfig(run_dir=".", store=path, registry=".").market_store  # a live run keeps bars and predictions beside its store
-    with Store(path) as dec, Store(market if Path(market).exists() else path) as st:
-        syms = [r[0] for r in st.query("SELECT DISTINCT symbol FROM predictions")]
-        sym = args.symbol or (syms[0] if len(syms) == 1 else None)
-        if sym is None: raise RegimeNbError(f"give --symbol: the store holds predictions of {', '.join(syms) or 'no symbol'}")
-        vs = [r[0] for r in st.query("SELECT model_version FROM predictions WHERE symbol = ? GROUP BY model_version", (sym,))]
-        served = dec.query("SELECT model_version FROM decisions WHERE symbol = ? AND model_version IS NOT NULL ORDER BY ts_ns DESC LIMIT 1", (sym,))
-        champ = args.champion or (served[0][0] if served else None)
-        chall = args.challenger or next((v for v in vs if v != champ), None)
-        if champ is None or chall is None: raise RegimeNbError(f"{sym}: versions scored {vs}, served {champ}: no challenger in shadow to compare (run live with --shadow-alias challenger)")
-        with _registry(args, s) as reg:
-            strategies = {}
-            for v in (champ, chall):
-                spec = reg.strategy(v)  # what it was registered to trade
-                strategies[v] = make_strategy(spec) if spec else RegimeExposure([1.0] + [0.0] * (reg.load(v).n_regimes_ - 1))
-        tab = compare_shadow(st, sym, champ, chall, strategies, costs_bps=args.costs_bps, window=args.window)
-    with pd.option_context("display.width", 200): print(f"{sym}: champion v{champ} against challenger v{chall} in shadow\n" + tab.round(4).to_string())
-    return 0
-
-def add_job_commands(sub) -> None:
-    "The `retrain`, `report`, `runs` and `schedule` subcommands."
-    def params(q):
-        q.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"), help="set a job parameter (repeatable); `papermill --help-notebook` lists them")
-        q.add_argument("-f", "--params-file", help="YAML file of parameters (-p wins over it)")
-        q.add_argument("--quiet", action="store_true", help="no progress bar")
-    rt = sub.add_parser("retrain", help="run the retrain job: fit challengers, apply the gates, promote only if every gate passes")
-    params(rt); rt.add_argument("--dry-run", action="store_true", help="fit and evaluate, register and promote nothing")
-    rt.set_defaults(func=cmd_job, job="retrain")
-    rp = sub.add_parser("report", help="backtest: run the report job notebook, print its executed notebook and HTML; shadow: champion against challenger in a live run")
-    rp.add_argument("job", choices=["backtest", "shadow"], help="backtest: nbs/jobs/backtest_report.ipynb; shadow: the books of the served and the shadow model"); params(rp)
-    rp.add_argument("--store", help="shadow: the live run's metastore (default: [paths] store)"); rp.add_argument("--symbol", help="shadow: the symbol (default: the only one recorded)")
-    rp.add_argument("--window", type=int, default=None, help="shadow: the latest bars to compare (default: all both were scored on)")
-    rp.add_argument("--champion", type=int, help="shadow: the served version (default: the one that decided the latest trades)")
-    rp.add_argument("--challenger", type=int, help="shadow: the version in shadow (default: the other version scored)")
-    rp.add_argument("--costs-bps", type=float, default=10.0, help="shadow: cost per side"); rp.add_argument("--registry", help="shadow: registry folder (default: [paths] registry)")
-    rp.set_defaults(func=lambda a: cmd_report_shadow(a) if a.job == "shadow" else cmd_job(argparse.Namespace(**{**vars(a), "job": f"{a.job}_report"})))
-    ru = sub.add_parser("runs", help="list the recorded job runs, or show one")
-    ru.add_argument("action", choices=["list", "show"]); ru.add_argument("run", nargs="?", help="run id (show), or a unique prefix of it")
-    ru.add_argument("--job", help="only this job's runs (list)"); ru.add_argument("--rows", type=int, default=20)
-    ru.set_defaults(func=cmd_runs)
-    sc = sub.add_parser("schedule", help="run the jobs of [schedule] in settings.ini on their cron lines (UTC)")
-    sc.add_argument("--list", action="store_true", help="print the schedule and the next run of each job, then exit")
-    sc.set_defaults(func=cmd_schedule)
-
-# %% ../nbs/14_cli.ipynb #59653a45
-def cmd_monitor(args) -> int:
-    "Run the monitor against a store until interrupted (or `--duration`); `--once`: one poll, the findings printed."
-    from regime_nb.monitor import Monitor, run_monitor
-    s = _settings(args)
-    store = args.store or s.paths.store
-    if not Path(store).is_file(): raise RegimeNbError(f"--store {store}: no such store; give the store of a live run (regime-nb live records one)")
-    if args.once:
-        bad = [v for v in Monitor(store, market=args.market, registry=args.registry, settings=s).poll() if v.level]
-        for v in bad: print(f"{v.level:8s} {v.kind}: {v.message}")
-        print(f"{len(bad)} findings")
-        return 1 if any(v.level == "critical" for v in bad) else 0
-    port = s.monitor.metrics_port if args.port is None else args.port
-    if port: print(f"metrics on http://{args.host or s.monitor.metrics_host}:{port}/metrics (Ctrl-C stops)", flush=True)
-    try: run_monitor(store, market=args.market, registry=args.registry, settings=s, port=port, host=args.host, duration_s=args.duration)
-    except KeyboardInterrupt: pass
-    return 0
-
-def add_monitor_commands(sub) -> None:
-    "The `monitor` subcommand."
-    m = sub.add_parser("monitor", help="watch a live run's store: drift, health and performance checks, alerts, webhook, Prometheus metrics")
-    m.add_argument("--store", help="the run's store (default: [paths] store)")
-    m.add_argument("--market", help="its bars and predictions (default: <store>.market.sqlite beside it)")
-    m.add_argument("--registry", help="registry folder of the served models (default: [paths] registry)")
-    m.add_argument("--port", type=int, help="metrics port (default: [monitor] metrics_port; 0: no exporter)")
-    m.add_argument("--host", help="metrics address (default: [monitor] metrics_host, 127.0.0.1)")
-    m.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
-    m.add_argument("--once", action="store_true", help="poll once, print what is not fine, exit 1 if anything is critical")
-    m.set_defaults(func=cmd_monitor)
-
 # %% ../nbs/14_cli.ipynb #4b8032cf
 def make_parser() -> argparse.ArgumentParser:
     "The `regime-nb` argument parser with all its subcommands."
+    from regime_nb.cli_ops import add_dashboard_command, add_job_commands, add_monitor_commands
     p = argparse.ArgumentParser(prog="regime-nb", description="Market-regime research to live trading, from notebooks.")
     p.add_argument("--settings", help="settings file (default: $REGIME_NB_SETTINGS or ./settings.ini)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override one setting (repeatable)")

@@ -89,7 +89,9 @@ def _scalar(p:JobParameter, typ:str, raw):
         except (TypeError, ValueError): raise bad from None
         if v != v: raise bad
         return v
-    if typ == "str": return raw if isinstance(raw, str) else str(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else _raise(bad)
+    if typ == "str":
+        if isinstance(raw, bool) or not isinstance(raw, (str, int, float)): raise bad  # a YAML number may name a symbol; a list or a mapping may not
+        return str(raw)
     raise JobParameterError(f"parameter {p.name}: type {p.type!r} is not one a job can take (int, float, str, bool, list[...], dict)")
 
 def _raise(e): raise e
