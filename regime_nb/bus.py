@@ -12,9 +12,9 @@ from fastcore.basics import patch
 from .core import RegimeNbError, get_logger, load_settings
 
 # %% auto #0
-__all__ = ['VERSION', 'MSGPACK', 'NUMPY', 'RAW', 'HEADER', 'ERROR_TOPIC', 'HB_PREFIX', 'BusError', 'BadMessage', 'RequestTimeout',
-           'RemoteError', 'EndpointError', 'check_endpoint', 'endpoints', 'Message', 'encode', 'decode',
-           'curve_keypair', 'Server', 'Client', 'AsyncClient', 'Publisher', 'Gap', 'Subscriber', 'Heartbeat',
+__all__ = ['VERSION', 'MSGPACK', 'NUMPY', 'RAW', 'HEADER', 'ERROR_TOPIC', 'HB_PREFIX', 'QUICK_MS', 'BusError', 'BadMessage',
+           'RequestTimeout', 'RemoteError', 'EndpointError', 'check_endpoint', 'endpoints', 'Message', 'encode',
+           'decode', 'curve_keypair', 'Server', 'Client', 'AsyncClient', 'Publisher', 'Gap', 'Subscriber', 'Heartbeat',
            'HeartbeatMonitor']
 
 # %% ../nbs/11_bus.ipynb #822b2a87
@@ -510,12 +510,15 @@ def close(self:Subscriber):
     self.sock.close(0)
 
 # %% ../nbs/11_bus.ipynb #78004c65
+QUICK_MS = 50  # how often a publisher beats while it starts (its first 20 beats)
+
 class Heartbeat:
     "Periodic `hb.<source>` messages on a publisher, driven by the service loop."
     def __init__(self, publisher:Publisher, interval_ms:int|None=None): # default: [bus] heartbeat_ms
         self.pub = publisher
         self.interval_ns = int((interval_ms or load_settings()["bus"]["heartbeat_ms"]) * 1_000_000)
         self.topic, self.next_ns = HB_PREFIX + publisher.source, 0
+        self.quick = 20  # the first beats come every `QUICK_MS`: a peer subscribing while this one starts hears it at once, not one interval later
 
     def due(self, now_ns:int|None=None) -> bool:
         "Is a beat due?"
@@ -524,7 +527,7 @@ class Heartbeat:
     def beat(self, now_ns:int|None=None) -> int:
         "Publish a heartbeat now; return its sequence number."
         now = time.time_ns() if now_ns is None else now_ns
-        self.next_ns = now + self.interval_ns
+        self.next_ns = now + (min(self.interval_ns, QUICK_MS * 1_000_000) if self.quick > 0 else self.interval_ns); self.quick -= 1
         seqs = {t: s for t, s in self.pub.seqs.items() if t != self.topic}
         return self.pub.publish(self.topic, {"interval_ms": self.interval_ns // 1_000_000, "seqs": seqs}, now)
 
