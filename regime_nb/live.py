@@ -148,12 +148,14 @@ class LiveConfig:
     books: dict = field(default_factory=dict)  # symbol -> bundled dataset, bars file or "relay": several symbols traded as books of one account (empty: `data` alone)
     book: str = ""  # the book these services run ('' the whole account): `book_config` sets it
     execution: dict = field(default_factory=lambda: {"kind": "market"})  # "market": every order at the next bar's close, as the backtest; "limit": the seeds' rule (`check_execution`)
+    start_method: str = "forkserver"  # "forkserver": every service forks from one server that has imported what they need; "spawn": each starts its own interpreter
 
     def __post_init__(self):
         self.symbol = self.symbol or Path(str(self.data)).stem
         if not self.market_store: self.market_store = market_store_path(self.store)
         _check_pacing(self); _check_links(self); _check_books(self)
         self.execution = check_execution(self.execution)
+        if self.start_method not in ("forkserver", "spawn"): raise RegimeNbError(f"live config start_method={self.start_method!r}: expected 'forkserver' or 'spawn'")
         _check_risk(self); _fill_endpoints(self)
 
 # %% ../nbs/12_live.ipynb #502cddd9
@@ -474,49 +476,62 @@ class Service:
             if m.topic.startswith("eof."): break
             if self.drain_bars: n += bars_in(m)
         return msgs
-    def run(self):
-        "Serve until SIGTERM/SIGINT: drain, handle, send; heartbeat, answer snapshot requests and publish stats between batches."
-        self.install_signals(); self.open()
-        if self.upstream: self.phases.enter("waiting for", " and ".join(self.upstream)); self.await_upstream(self.sub, self.peers(*self.upstream))
-        self.phases.enter("ready")
-        poller = zmq.Poller()
-        for s in [*([self.sub.sock] if self.sub is not None else []), *self.sockets()]: poller.register(s, zmq.POLLIN)  # a server (the broker) has only its own sockets
-        try:
-            while not self.stopping:
-                self.tick(); self.between()
-                msgs = self.drain()
-                if not msgs: poller.poll(20); continue
-                self.send(self.handle(msgs)); self.after(msgs)
-        finally:
-            self.shutdown(); self.close()
 
-    def install_signals(self):
-        "Stop cleanly on SIGTERM/SIGINT (finish the current batch, snapshot, close)."
-        for s in (signal.SIGTERM, signal.SIGINT): signal.signal(s, lambda *_: setattr(self, "stopping", True))
-    def tick(self):
-        "Heartbeat when due; answer snapshot requests; publish stats about once a second."
-        now = time.time_ns()
-        self.hb.tick(now)
-        if now - self.last_snap_ns > 5_000_000: self.last_snap_ns = now; self.pub.serve_snapshots(0)  # a late joiner gets the last message of every topic (within 5 ms)
-        if now - self.last_stats_ns > 1_000_000_000:
-            self.last_stats_ns = now
-            self.pub.publish(f"stats.{self.name}", self.stats())
-    def stats(self) -> dict:
-        return dict(service=self.name, book=self.cfg.book, pid=os.getpid(), phase=self.phases.phase, uptime_s=(time.time_ns() - self.started_ns) / 1e9, **self.counts,
-                    **{f"hop_{k}": v for k, v in percentiles_us(self.hop_ns).items()})
-    def await_upstream(self, sub, sources, timeout_s:float=15.0) -> bool:
-        "Wait until `sub` has heard a heartbeat from every upstream `source`, proving its subscription is live; only then heartbeat ourselves."
-        mon, sub.monitor = sub.monitor, HeartbeatMonitor(self.cfg.heartbeat_ms)
-        deadline = time.time() + timeout_s
-        try:
-            while time.time() < deadline and not self.stopping:
-                sub.recv(timeout_ms=20)
-                if all(s in sub.monitor.last for s in sources): return True
-            self.log.warning("no heartbeat from %s within %.0f s; starting anyway", sources, timeout_s); return False
-        finally:
-            if mon is not None:
-                for s, t in sub.monitor.last.items(): mon.observe(s, t)
-            sub.monitor = mon
-    def close(self):
-        for s in (self.sub, self.pub):
-            if s is not None: s.close()
+# %% ../nbs/12_live.ipynb #d114d638
+@patch_to(Service)
+def run(self):
+    "Serve until SIGTERM/SIGINT: drain, handle, send; heartbeat, answer snapshot requests and publish stats between batches."
+    self.install_signals(); self.open()
+    if self.upstream: self.phases.enter("waiting for", " and ".join(self.upstream)); self.await_upstream(self.sub, self.peers(*self.upstream))
+    self.phases.enter("ready")
+    poller = zmq.Poller()
+    for s in [*([self.sub.sock] if self.sub is not None else []), *self.sockets()]: poller.register(s, zmq.POLLIN)  # a server (the broker) has only its own sockets
+    try:
+        while not self.stopping:
+            self.tick(); self.between()
+            msgs = self.drain()
+            if not msgs: poller.poll(20); continue
+            self.send(self.handle(msgs)); self.after(msgs)
+    finally:
+        self.shutdown(); self.close()
+
+
+@patch_to(Service)
+def install_signals(self):
+    "Stop cleanly on SIGTERM/SIGINT (finish the current batch, snapshot, close)."
+    for s in (signal.SIGTERM, signal.SIGINT): signal.signal(s, lambda *_: setattr(self, "stopping", True))
+
+@patch_to(Service)
+def tick(self):
+    "Heartbeat when due; answer snapshot requests; publish stats about once a second."
+    now = time.time_ns()
+    self.hb.tick(now)
+    if now - self.last_snap_ns > 5_000_000: self.last_snap_ns = now; self.pub.serve_snapshots(0)  # a late joiner gets the last message of every topic (within 5 ms)
+    if now - self.last_stats_ns > 1_000_000_000:
+        self.last_stats_ns = now
+        self.pub.publish(f"stats.{self.name}", self.stats())
+
+@patch_to(Service)
+def stats(self) -> dict:
+    return dict(service=self.name, book=self.cfg.book, pid=os.getpid(), phase=self.phases.phase, uptime_s=(time.time_ns() - self.started_ns) / 1e9, **self.counts,
+                **{f"hop_{k}": v for k, v in percentiles_us(self.hop_ns).items()})
+
+@patch_to(Service)
+def await_upstream(self, sub, sources, timeout_s:float=15.0) -> bool:
+    "Wait until `sub` has heard a heartbeat from every upstream `source`, proving its subscription is live; only then heartbeat ourselves."
+    mon, sub.monitor = sub.monitor, HeartbeatMonitor(self.cfg.heartbeat_ms)
+    deadline = time.time() + timeout_s
+    try:
+        while time.time() < deadline and not self.stopping:
+            sub.recv(timeout_ms=20)
+            if all(s in sub.monitor.last for s in sources): return True
+        self.log.warning("no heartbeat from %s within %.0f s; starting anyway", sources, timeout_s); return False
+    finally:
+        if mon is not None:
+            for s, t in sub.monitor.last.items(): mon.observe(s, t)
+        sub.monitor = mon
+
+@patch_to(Service)
+def close(self):
+    for s in (self.sub, self.pub):
+        if s is not None: s.close()

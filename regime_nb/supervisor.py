@@ -14,8 +14,9 @@ from .bus import HeartbeatMonitor, Subscriber, check_endpoint
 from .live import PUBLISHERS, LiveConfig, StartupPhases, model_spec, replay_bars
 
 # %% auto #0
-__all__ = ['SERVICE_ORDER', 'check_served_model', 'service_main', 'Supervisor', 'LiveView', 'parity_check', 'book_backtest',
-           'book_parity', 'blocked_decisions', 'parity_causes', 'parity_differs']
+__all__ = ['SERVICE_ORDER', 'PRELOAD', 'check_served_model', 'service_main', 'fork_context', 'ServiceProcess', 'Supervisor',
+           'LiveView', 'parity_check', 'book_backtest', 'book_parity', 'blocked_decisions', 'parity_causes',
+           'parity_differs']
 
 # %% ../nbs/12c_supervisor.ipynb #66955465
 def check_served_model(cfg:LiveConfig):
@@ -45,11 +46,49 @@ def service_main(argv=None) -> int:
     cls(cfg).run()
     return 0
 
+# %% ../nbs/12c_supervisor.ipynb #8cdef12c
+PRELOAD = ("regime_nb.services", "regime_nb.trading", "regime_nb.registry", "regime_nb.features", "regime_nb.regimes",
+           "sklearn.mixture", "sklearn.cluster", "hmmlearn.hmm", "regime_nb.preload")  # what the services import (and, with `preload`, the kernels they run), once, in the fork server
+
+def fork_context():
+    "The forkserver context the services start from, its server (started now if it is not running) preloading `PRELOAD`."
+    import multiprocessing as mp
+    from multiprocessing import forkserver
+    ctx = mp.get_context("forkserver"); ctx.set_forkserver_preload(list(PRELOAD))
+    forkserver.ensure_running()
+    return ctx
+
+def _service_process(service:str, cfg_path:str, log_path:str, env:dict):
+    "Body of a forked service: the supervisor's environment now, stdout and stderr to its log, then `service_main`."
+    os.environ.clear(); os.environ.update(env)
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644); os.dup2(fd, 1); os.dup2(fd, 2); os.close(fd)
+    sys.exit(service_main([service, cfg_path]))
+
+# %% ../nbs/12c_supervisor.ipynb #1ec875a6
+class ServiceProcess:
+    "A service forked from the preloaded server, with the part of `subprocess.Popen`'s interface the supervisor uses."
+    def __init__(self, service:str, cfg_path, log_path, ctx=None):
+        from regime_nb.supervisor import _service_process  # by the package's name (a notebook's own would not be found by the child)
+        self.proc = (ctx or fork_context()).Process(target=_service_process, args=(service, str(cfg_path), str(log_path), dict(os.environ)),
+                                                    name=f"regime-nb {service}", daemon=True)  # daemon: ended if the supervisor's process exits
+        self.proc.start(); self.pid = self.proc.pid
+    @property
+    def returncode(self) -> int|None: return self.proc.exitcode  # negative: killed by that signal, as Popen has it
+    def poll(self) -> int|None: return self.proc.exitcode
+    def terminate(self): self.proc.terminate()
+    def kill(self): self.proc.kill()
+    def wait(self, timeout:float|None=None) -> int:
+        "Wait for it to exit; its exit code, or `subprocess.TimeoutExpired` after `timeout` seconds."
+        self.proc.join(timeout)
+        if self.proc.exitcode is None: raise subprocess.TimeoutExpired(self.proc.name, timeout)
+        return self.proc.exitcode
+
 # %% ../nbs/12c_supervisor.ipynb #626f3a77
 class Supervisor:
     "Run the live services as processes: start, restart on crash, summarize, stop cleanly."
     def __init__(self, cfg:LiveConfig, out=print, summary_every_s:float=2.0):
         self.cfg, self.out, self.summary_every_s = cfg, out, summary_every_s
+        self.fork = fork_context() if cfg.start_method == "forkserver" else None  # the server preloads while the models are checked
         for c in ([cfg.book_config(s) for s in cfg.books] or [cfg]): check_served_model(c)  # a model that does not fit the strategy is refused before anything starts
         self.cfg_path = cfg.save()
         self.books = {sym: cfg.book_config(sym) for sym in cfg.books}  # several symbols: one set of services per book, one broker for the account
@@ -73,8 +112,10 @@ class Supervisor:
     def start(self, name:str):
         "Start (or restart) the process `name` ('trading', or 'trading.<symbol>' for a book)."
         service, _, path = self.units[name]
-        logf = open(self.log_path(name), "ab")
-        self.procs[name] = subprocess.Popen([sys.executable, "-m", "regime_nb.supervisor", service, str(path)], stdout=logf, stderr=logf)
+        if self.fork is not None: self.procs[name] = ServiceProcess(service, path, self.log_path(name), self.fork)
+        else:
+            with open(self.log_path(name), "ab") as logf:
+                self.procs[name] = subprocess.Popen([sys.executable, "-m", "regime_nb.supervisor", service, str(path)], stdout=logf, stderr=logf)
         self.started[name] = time.time()
         return self.procs[name]
 
