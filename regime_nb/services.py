@@ -255,33 +255,45 @@ class FeatureService(Service):
         if eof is not None: out.append((eof.topic, eof.body, None))
         return out
 
-    def features(self, bars:list) -> tuple|None:
-        "Update on the bars newer than the last one seen, in one compiled call (`update_rows`): their `feat.<symbol>` message, or None."
-        fresh, last = [], self.last_ts
-        for b in bars:
-            if b["ts"] > last: fresh.append(b); last = b["ts"]
-            else: self.count("stale_bars")
-        if not fresh: return None
-        rows = np.array([[b[c] if c != "ts" else b["ts"] / 1e9 for c in self.engine.inputs] for b in fresh], dtype="float64")
-        x = self.engine.update_rows(rows)
-        self.last_ts, ts = last, [b["ts"] for b in fresh]
-        return (f"feat.{self.cfg.symbol}", {"ts": ts, "x": x.tobytes()}, ts[-1])
+# %% ../nbs/12a_services.ipynb #6b7d2112
+@patch_to(FeatureService)
+def features(self, bars:list) -> tuple|None:
+    "Update on the bars newer than the last one seen, in one compiled call (`update_rows`): their `feat.<symbol>` message, or None."
+    fresh, last = [], self.last_ts
+    for b in bars:
+        if b["ts"] > last: fresh.append(b); last = b["ts"]
+        else: self.count("stale_bars")
+    if not fresh: return None
+    rows = np.array([[b[c] if c != "ts" else b["ts"] / 1e9 for c in self.engine.inputs] for b in fresh], dtype="float64")
+    x = self.engine.update_rows(rows)
+    self.last_ts, ts = last, [b["ts"] for b in fresh]
+    return (f"feat.{self.cfg.symbol}", {"ts": ts, "x": x.tobytes()}, ts[-1])
 
-    def missed_bars(self, upto_ts:int) -> list:
-        "The bars recorded in the market store after the last one seen and before `upto_ts` (missed while down, or lost in a gap)."
-        rows = self.market.query("SELECT ts_ns, open, high, low, close, volume FROM bars WHERE symbol = ? AND ts_ns > ? AND ts_ns < ? ORDER BY ts_ns",
-                                 (self.cfg.symbol, self.last_ts, upto_ts))
-        return [dict(zip(BAR_FIELDS, r)) for r in rows]
+@patch_to(FeatureService)
+def missed_bars(self, upto_ts:int) -> list:
+    "The bars recorded in the market store after the last one seen and before `upto_ts` (missed while down, or lost in a gap)."
+    rows = self.market.query("SELECT ts_ns, open, high, low, close, volume FROM bars WHERE symbol = ? AND ts_ns > ? AND ts_ns < ? ORDER BY ts_ns",
+                             (self.cfg.symbol, self.last_ts, upto_ts))
+    return [dict(zip(BAR_FIELDS, r)) for r in rows]
 
-    def send(self, out:list):
-        "Log each message (one write) before publishing it."
-        for topic, body, _ in out: self.feature_log.append_bytes(msgpack.packb([topic, body]))
-        super().send(out)
-    def after(self, msgs):
-        if self.since_save >= 250: self.save(); self.since_save = 0
-    def shutdown(self): self.save()
-    def save(self): self.snap.write(dict(engine=self.engine.snapshot(), last_ts=self.last_ts))
-    def stats(self): return dict(super().stats(), gaps=self.gaps, undecodable=self.sub.bad if self.sub is not None else 0)
+@patch_to(FeatureService)
+def send(self, out:list):
+    "Log each message (one write) before publishing it."
+    for topic, body, _ in out: self.feature_log.append_bytes(msgpack.packb([topic, body]))
+    Service.send(self, out)
+
+@patch_to(FeatureService)
+def after(self, msgs):
+    if self.since_save >= 250: self.save(); self.since_save = 0
+
+@patch_to(FeatureService)
+def shutdown(self): self.save()
+
+@patch_to(FeatureService)
+def save(self): self.snap.write(dict(engine=self.engine.snapshot(), last_ts=self.last_ts))
+
+@patch_to(FeatureService)
+def stats(self): return dict(Service.stats(self), gaps=self.gaps, undecodable=self.sub.bad if self.sub is not None else 0)
 
 # %% ../nbs/12a_services.ipynb #0067cef7
 class ServedModel:
