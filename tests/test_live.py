@@ -666,15 +666,20 @@ def test_limit_orders_survive_kill_9_of_each_service_losing_no_fill_and_duplicat
     t = res["stats"]["trading"]
     print(f"limit orders, kill -9 x{len(victims)}: {len(lim)} limit orders, {len(bf)} fills, done={t.get('done')}, undecided {t.get('undecided', 0)}, book resyncs {t.get('book_resyncs', 0)}")
 
-def test_start_up_is_reported_phase_by_phase(tmp_path, registry):
+@pytest.mark.parametrize("start_method", ["forkserver", "spawn"])
+def test_start_up_is_reported_phase_by_phase(tmp_path, registry, start_method):
     "While the services start, the summary line says what each one is doing; every service logs its phases in order, and trading's first bar comes after all are ready."
     lines = []
-    sup = Supervisor(cfg_for(tmp_path, registry), out=lines.append, summary_every_s=0.2)
+    sup = Supervisor(cfg_for(tmp_path, registry, start_method=start_method), out=lines.append, summary_every_s=0.2)
     th = threading.Thread(target=lambda: sup.run(120), daemon=True); th.start()
     t_end = time.time() + 90
     while time.time() < t_end and not sup.stats.get("trading", {}).get("first_bar_ns"): time.sleep(0.02)
     sup.stopping = True; th.join(30)
-    assert lines and lines[0].startswith("[live] starting (") and "importing" in lines[0], lines[:3]  # 0.2 s in, nothing is ready
+    assert lines and lines[0].startswith("[live] starting ("), lines[:3]  # 0.2 s in, not every service is ready
+    phases = ("importing", "loading data", "loading model", "warming kernels", "waiting for")
+    said = [p for p in lines[0].split(": ", 1)[1].split(", ")]  # 'feed loading data sp500', ...
+    assert said and all(any(ph in s for ph in phases) for s in said), lines[0]  # each one not ready says what it is doing
+    if start_method == "spawn": assert "importing" in lines[0], lines[0]  # a spawned interpreter imports first; a forked service has imported
     logs = {n: [p for p, *_ in sup.phase_files[n].read()["log"]] for n in sup.units}
     assert logs == {"broker": ["ready"], "feed": ["loading data", "warming kernels", "waiting for", "ready"], "features": ["loading data", "warming kernels", "waiting for", "ready"],
                     "prediction": ["loading model", "warming kernels", "waiting for", "ready"], "trading": ["loading data", "loading model", "warming kernels", "waiting for", "ready"]}, logs
