@@ -12,7 +12,7 @@ from numba import njit
 from .core import RegimeNbError
 from .data import OHLCV
 from .bus import ERROR_TOPIC, AsyncClient, HeartbeatMonitor, Subscriber, check_endpoint
-from .backtest import S_CASH, S_EQUITY, S_UNITS, T_UNITS, engine_step_nb
+from .backtest import S_CASH, S_EQUITY, S_LAST_TARGET, S_UNITS, T_UNITS, engine_step_nb
 from .broker import Fill
 from .risk import MarketState, OrderRequest, drawdown_step_nb, validation_targets
 from .records import RecordWriter
@@ -291,6 +291,10 @@ class BrokerReplies:
                 if not b.get("accepted"):  # an accepted order's next record is its fill
                     self.working.pop(b["client_order_id"], None); self.resync = True; self.count("broker_rejected")
                     self.writer.add("mark_order", b["client_order_id"], "rejected", reason=b.get("reason", ""))
+                    self.state[S_LAST_TARGET] = np.nan  # the target it refused is tried again at the next bar, as one the risk manager refused is
+                    if not self.broker_refusing: self.writer.add("alert", "error", "order_rejected", self.who, f"the broker refused {b['client_order_id']}: {b.get('reason', '')}; the target is tried again at the next bar")
+                    self.broker_refusing = True
+                elif self.broker_refusing: self.broker_refusing = False; self.writer.add("alert", "info", "order_accepted", self.who, f"the broker accepted {b['client_order_id']} after refusing orders")
             if topic == "give_up": self.on_given_up(body, b)
             if "fills" in b:  # the answer to a bar, alone or with the order it fills
                 for d in b["fills"]:
@@ -628,6 +632,7 @@ class TradingService(TradingSockets, WarmStart, TradingFigures, ExecutionSteps, 
         self.queue, self.probs, self.probs_max_ts = BarQueue(), {}, -1  # bars waiting to be executed (in order); regime probabilities by bar
         self.decided_ts, self.last_bar, self.last_sent_ns = -1, None, 0  # the last bar decided; the last bar executed and when the feed sent it
         self.working, self.fill_seq, self.resync, self.broker_down = {}, 0, False, False  # working: client order id -> id of the request that sent it
+        self.broker_refusing = False  # the broker refused the last order it answered (one alert per episode)
         self.broker_open, self.sent_now = set(), False  # orders the broker's last answer said may still fill; an order sent on this bar
         self.execution, self.limit, self.replaying = cfg.execution, cfg.execution["kind"] == "limit", cfg.data != "relay"  # replaying: the bars' own clock counts how often it trades
         self.limit_orders, self.give_up_now = {}, None  # limit orders that may still fill: client order id -> side, qty, intent, bars worked, filled; the give-up to send with the next bar
