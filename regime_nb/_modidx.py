@@ -1051,6 +1051,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'regime_nb.risk._signature': ('risk.html#_signature', 'regime_nb/risk.py'),
                                 'regime_nb.risk.account_var': ('risk.html#account_var', 'regime_nb/risk.py'),
                                 'regime_nb.risk.drawdown_step_nb': ('risk.html#drawdown_step_nb', 'regime_nb/risk.py'),
+                                'regime_nb.risk.refusal_cause': ('risk.html#refusal_cause', 'regime_nb/risk.py'),
                                 'regime_nb.risk.return_figures': ('risk.html#return_figures', 'regime_nb/risk.py'),
                                 'regime_nb.risk.unit_var': ('risk.html#unit_var', 'regime_nb/risk.py'),
                                 'regime_nb.risk.validation_figures': ('risk.html#validation_figures', 'regime_nb/risk.py'),

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_risk.ipynb #8f848829
 from __future__ import annotations
-import math, numbers
+import json, math, numbers
 from collections import Counter, deque
 from dataclasses import dataclass, field, fields, replace
 from statistics import NormalDist
@@ -14,8 +14,8 @@ from fastcore.basics import patch_to
 from .core import RegimeNbError, SettingsError, get_logger
 
 # %% auto #0
-__all__ = ['RiskLimits', 'OrderRequest', 'AccountState', 'MarketState', 'KillSwitch', 'RiskVerdict', 'RiskState', 'unit_var',
-           'account_var', 'RiskManager', 'drawdown_step_nb']
+__all__ = ['RiskLimits', 'OrderRequest', 'AccountState', 'MarketState', 'KillSwitch', 'RiskVerdict', 'RiskState', 'refusal_cause',
+           'unit_var', 'account_var', 'RiskManager', 'drawdown_step_nb']
 
 # %% ../nbs/08_risk.ipynb #126de4cd
 def _regime_caps(caps):
@@ -170,6 +170,12 @@ class RiskState:
     peak_equity: float|None
     last_equity: float|None
     drawdown: float
+
+# %% ../nbs/08_risk.ipynb #358df712
+def refusal_cause(reasons) -> str:
+    "The check that refused an order: the name before ':' of its first reason (`reasons` a list, or its JSON as the store keeps it)."
+    if isinstance(reasons, str): reasons = json.loads(reasons) if reasons else []
+    return reasons[0].split(":", 1)[0] if reasons else "refused"
 
 # %% ../nbs/08_risk.ipynb #d4691f63
 class _Ctx:

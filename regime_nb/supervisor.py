@@ -360,10 +360,10 @@ def book_parity(cfg:LiveConfig) -> dict:
 
 def blocked_decisions(store, symbol:str) -> dict:
     "Decisions the risk manager (or a halt) refused, by the check that refused them, as the store recorded them."
+    from regime_nb.risk import refusal_cause
     out = {}
     for (reasons,) in store.query("SELECT reasons FROM decisions WHERE symbol = ? AND allowed = 0", (symbol,)):
-        r = json.loads(reasons) if reasons else []
-        k = r[0].split(":")[0] if r else "refused"; out[k] = out.get(k, 0) + 1
+        k = refusal_cause(reasons); out[k] = out.get(k, 0) + 1
     return out
 
 # %% ../nbs/12c_supervisor.ipynb #5d278f75

@@ -14,7 +14,7 @@ from .data import OHLCV
 from .bus import ERROR_TOPIC, AsyncClient, HeartbeatMonitor, Subscriber, check_endpoint
 from .backtest import S_CASH, S_EQUITY, S_LAST_TARGET, S_UNITS, T_UNITS, engine_step_nb
 from .broker import Fill
-from .risk import MarketState, OrderRequest, drawdown_step_nb, validation_targets
+from .risk import MarketState, OrderRequest, drawdown_step_nb, refusal_cause, validation_targets
 from .records import RecordWriter
 from .account import AccountLimits
 from .strategies import make_inputs, make_strategy, strategy_run_nb, strategy_step_nb
@@ -152,7 +152,7 @@ class OrderAtClose:
         if stop and not v.risk_reducing: allowed, reasons = False, [f"halted: silent peers {', '.join(stop)}"] + reasons
         if not allowed:
             self.state[:] = before; self.count("rejected")
-            cause = reasons[0].split(":")[0] if reasons else "refused"; self.blocked[cause] = self.blocked.get(cause, 0) + 1  # the check that refused it
+            cause = refusal_cause(reasons); self.blocked[cause] = self.blocked.get(cause, 0) + 1  # the check that refused it
             self.writer.add("record_decision", self.cfg.symbol, ts, self.pending_target, False, reasons, model_version=self.model_version, regime=self.regime_now())
             return None
         qty = v.order.qty if v.order is not None else abs(du)
