@@ -12,7 +12,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 from timing import best_time
 from regime_nb.data import load_dataset
-from regime_nb.deep import TransformerRegime, deep_spec, require_torch
+from regime_nb.deep import DEEP_INSTALL, TransformerRegime, deep_spec, has_torch
 from regime_nb.features import compute_features
 from regime_nb.regimes import GMMRegime, HMMRegime
 
@@ -34,7 +34,8 @@ if __name__ == "__main__":
     ap.add_argument("--repeat", type=int, default=3, help="warm repetitions of the inference timings")
     ap.add_argument("--train-repeat", type=int, default=1, help="warm repetitions of each training (the Transformer's takes minutes)")
     a = ap.parse_args()
-    torch = require_torch()
+    if not has_torch(): print(f"skipped: PyTorch is not installed ({DEEP_INSTALL})"); sys.exit(0)
+    import torch
     sp = load_dataset("sp500")
     X = compute_features(sp, deep_spec(sp))
     A = X.to_numpy()
