@@ -38,7 +38,6 @@ def require_torch():
                                                    "(CPU only: pip install torch --index-url https://download.pytorch.org/whl/cpu)") from None
     return torch
 
-# %% ../nbs/03a_deep.ipynb #d3e90a08
 class _NoTorch:
     "An import hook that refuses torch."
     def find_spec(self, name, path=None, target=None):
