@@ -16,10 +16,10 @@ from .regimes import align_labels
 from .strategies import Strategy, make_inputs, strategy_features
 
 # %% auto #0
-__all__ = ['DEFAULT_GATES', 'CHOICE_TRAIN', 'EXPOSURE_RULES', 'FAMILIES', 'Fold', 'make_folds', 'WalkForwardResult',
-           'walk_forward', 'check_no_leakage', 'GateReport', 'check_gates', 'run_parallel', 'sweep', 'RegimePipeline',
-           'scan', 'forward_returns', 'regime_exposures', 'ModelCandidate', 'candidate_models', 'ModelChoice',
-           'choose_model', 'FixedChoice', 'walk_forward_choice']
+__all__ = ['DEFAULT_GATES', 'CHOICE_TRAIN', 'EXPOSURE_RULES', 'FAMILIES', 'OPTIONAL_FAMILIES', 'Fold', 'make_folds',
+           'WalkForwardResult', 'walk_forward', 'check_no_leakage', 'GateReport', 'check_gates', 'run_parallel',
+           'sweep', 'RegimePipeline', 'scan', 'forward_returns', 'regime_exposures', 'ModelCandidate',
+           'candidate_models', 'ModelChoice', 'choose_model', 'FixedChoice', 'walk_forward_choice']
 
 # %% ../nbs/07_validation.ipynb #82e00992
 @dataclass(frozen=True)
@@ -296,10 +296,11 @@ def regime_exposures(labels, # most probable regime of each in-sample bar (-1: n
 
 # %% ../nbs/07_validation.ipynb #7cbc3492
 FAMILIES = ("gmm", "hmm", "kmeans")
+OPTIONAL_FAMILIES = ("transformer",)  # offered only when asked for by name, and only with their extra installed (regime_nb.deep)
 
 @dataclass(frozen=True)
 class ModelCandidate:
-    "One candidate regime model: family, number of regimes, covariance type (k-means: none)."
+    "One candidate regime model: family, number of regimes, covariance type (k-means and the Transformer: none)."
     family: str
     n_regimes: int
     covariance_type: str = "full"
@@ -309,21 +310,28 @@ class ModelCandidate:
         if self.family == "gmm": return GMMRegime(self.n_regimes, covariance_type=self.covariance_type, random_state=random_state)
         if self.family == "hmm": return HMMRegime(self.n_regimes, covariance_type=self.covariance_type, random_state=random_state)
         if self.family == "kmeans": return KMeansRegime(self.n_regimes, random_state=random_state)
-        raise RegimeNbError(f"model family {self.family!r}: expected one of {', '.join(FAMILIES)}")
-    def __str__(self): return f"{self.family}-{self.n_regimes}" + ("" if self.family == "kmeans" else f"-{self.covariance_type}")
+        if self.family == "transformer":
+            from regime_nb.deep import TransformerRegime, require_torch
+            require_torch()
+            return TransformerRegime(self.n_regimes, random_state=random_state, progress=False)
+        raise RegimeNbError(f"model family {self.family!r}: expected one of {', '.join(FAMILIES + OPTIONAL_FAMILIES)}")
+    def __str__(self): return f"{self.family}-{self.n_regimes}" + ("" if self.family in ("kmeans", "transformer") else f"-{self.covariance_type}")
 
 def candidate_models(families=FAMILIES, # model families to try
                      max_k:int=3, # most regimes offered (each one more adds fits to every inner fold)
                      covariance_types=("full", "diag"), # of the GMM and HMM families
                     ) -> list:
-    "Every candidate of `families` with up to `max_k` regimes (one regime for BIC only; k-means from two)."
+    "Every candidate of `families` with up to `max_k` regimes (one regime for BIC only; k-means and the Transformer from two)."
     families = [families] if isinstance(families, str) else list(families)
-    if bad := [f for f in families if f not in FAMILIES]: raise RegimeNbError(f"model families {bad}: expected some of {', '.join(FAMILIES)}")
+    if bad := [f for f in families if f not in FAMILIES + OPTIONAL_FAMILIES]: raise RegimeNbError(f"model families {bad}: expected some of {', '.join(FAMILIES + OPTIONAL_FAMILIES)}")
+    if "transformer" in families:
+        from regime_nb.deep import require_torch
+        require_torch()  # here, before any fit: the error names the extra to install
     if int(max_k) < 2: raise RegimeNbError(f"max_k={max_k!r}: expected at least 2 regimes")
     if bad := [c for c in covariance_types if c not in ("full", "diag")]: raise RegimeNbError(f"covariance types {bad}: expected full or diag")
     out = []
     for fam in families:
-        if fam == "kmeans": out += [ModelCandidate(fam, k, "-") for k in range(2, max_k + 1)]
+        if fam in ("kmeans", "transformer"): out += [ModelCandidate(fam, k, "-") for k in range(2, max_k + 1)]
         else: out += [ModelCandidate(fam, k, c) for c in covariance_types for k in range(1, max_k + 1)]
     return out
 
