@@ -114,7 +114,7 @@ def cmd_report_shadow(args) -> int:
             for v in (champ, chall):
                 spec = reg.strategy(v)  # what it was registered to trade
                 strategies[v] = make_strategy(spec) if spec else RegimeExposure([1.0] + [0.0] * (reg.load(v).n_regimes_ - 1))
-        tab = compare_shadow(st, sym, champ, chall, strategies, costs_bps=args.costs_bps, window=args.window)
+        tab = compare_shadow(st, sym, champ, chall, strategies, costs_bps=args.costs_bps, window=args.window, book_store=dec)  # the live shadow book, where the run recorded one
     with pd.option_context("display.width", 200): print(f"{sym}: champion v{champ} against challenger v{chall} in shadow\n" + tab.round(4).to_string())
     return 0
 

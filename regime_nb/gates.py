@@ -119,22 +119,27 @@ def shadow_gates(store, symbol:str, version:int, min_bars:int) -> list:
 # %% ../nbs/07a_gates.ipynb #8f5a98e3
 def compare_shadow(store, symbol:str, champion:int, challenger:int, # the store of a live run; the versions served and in shadow
                    strategies:dict, # version -> strategy each trades (e.g. from `Registry.strategy`)
-                   costs_bps:float=10.0, window:int|None=None) -> pd.DataFrame:
-    "Sharpe, drawdown, hit rate, turnover and regime agreement of the champion's and the challenger's books on the same latest bars."
+                   costs_bps:float=10.0, window:int|None=None,
+                   book_store=None, # the store holding the live shadow book (`regime_nb.shadow`; a live run's metastore): the challenger's book is read from it when it is there
+                  ) -> pd.DataFrame:
+    "Sharpe, drawdown, hit rate, turnover and regime agreement of the champion's and the challenger's books on the same latest bars (`book`: the live shadow book, or the engine run here)."
     from regime_nb.risk import return_figures
     q = store.query_df("SELECT MIN(ts_ns) AS t FROM (SELECT ts_ns FROM predictions WHERE symbol = ? AND model_version = ? "
                        "AND ts_ns IN (SELECT ts_ns FROM predictions WHERE symbol = ? AND model_version = ?) ORDER BY ts_ns DESC LIMIT ?)",
                        (symbol, int(challenger), symbol, int(champion), int(window or 2**62)))
     if q.t.isna().all(): raise RegimeNbError(f"no bar of {symbol!r} was scored by both version {champion} and version {challenger}; is the challenger served in shadow (--shadow-alias)?")
     since = pd.Timestamp(int(q.t.iloc[0]), tz="UTC")
-    books = {v: shadow_book(store, symbol, v, strategies[v], costs_bps, since=since) for v in (champion, challenger)}
+    from regime_nb.shadow import live_book
+    live = live_book(book_store, symbol, challenger, since=since) if book_store is not None else None
+    books = {v: live if v == challenger and live is not None else shadow_book(store, symbol, v, strategies[v], costs_bps, since=since) for v in (champion, challenger)}
     labels = {v: store.query_df("SELECT ts_ns, regime FROM predictions WHERE symbol = ? AND model_version = ? AND ts_ns >= ?", (symbol, int(v), int(since.value))).set_index("ts_ns").regime
               for v in (champion, challenger)}
     agree = float((labels[champion] == labels[challenger].reindex(labels[champion].index)).mean())
     rows = {}
     for name, v in (("champion", champion), ("challenger", challenger)):
         s, (_, hit) = books[v].stats, return_figures(books[v].returns.to_numpy(), books[v].periods_per_year)
-        rows[f"{name} (v{v})"] = dict(bars=s["n_bars"], sharpe=s["sharpe"], max_drawdown=s["max_drawdown"], total_return=s["total_return"], hit_rate=hit, turnover=s["turnover"], regime_agreement=agree)
+        rows[f"{name} (v{v})"] = dict(bars=s["n_bars"], sharpe=s["sharpe"], max_drawdown=s["max_drawdown"], total_return=s["total_return"], hit_rate=hit, turnover=s["turnover"], regime_agreement=agree,
+                                  book="live" if v == challenger and live is not None else "engine")
     return pd.DataFrame(rows).T
 
 # %% ../nbs/07a_gates.ipynb #e3d8dc64

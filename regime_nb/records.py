@@ -435,6 +435,26 @@ def latest_health(self) -> pd.DataFrame:
     df["age_s"] = (now_ns() - df["ts_ns"].astype("int64")) / 1e9
     return df
 
+# %% ../nbs/10a_records.ipynb #568a9fd3
+_SHADOW_COLUMNS = ("symbol", "version", "ts_ns", "regime", "target", "units", "exposure", "cash", "equity", "cost", "traded")
+
+@patch_to(Store)
+def record_shadow_rows(self, rows, # tuples in `_SHADOW_COLUMNS` order: symbol, version, ts_ns, regime, target, units, exposure, cash, equity, cost, traded
+                      ) -> int:
+    "Record shadow-book rows in one transaction (a row of a bar on record already replaces it); returns how many."
+    data = []
+    for r in rows:
+        if len(r) != len(_SHADOW_COLUMNS): raise StoreError(f"shadow book row {r!r}: expected {len(_SHADOW_COLUMNS)} values ({', '.join(_SHADOW_COLUMNS)})")
+        s, v, t, k, tg, *nums = r
+        data.append((str(s), int(v), _to_ns(t, "ts_ns"), None if k is None else int(k), _opt_float(tg), *(_num(x, c) for x, c in zip(nums, _SHADOW_COLUMNS[5:]))))
+    with self.transaction(): self.conn.executemany(f"INSERT OR REPLACE INTO shadow_book VALUES ({', '.join('?' * len(_SHADOW_COLUMNS))})", data)
+    return len(data)
+
+@patch_to(Store)
+def shadow_rows(self, symbol:str, version:int, since_ns:int=0) -> pd.DataFrame:
+    "The shadow book of model `version` for `symbol` from `since_ns` (epoch ns), oldest first."
+    return self.query_df("SELECT * FROM shadow_book WHERE symbol = ? AND version = ? AND ts_ns >= ? ORDER BY ts_ns", (symbol, int(version), int(since_ns)))
+
 # %% ../nbs/10a_records.ipynb #adca97a3
 @patch_to(Store)
 def raise_episode(self, episode:str, # the condition's name, e.g. 'feature_drift:sp500:ret_1'

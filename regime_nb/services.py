@@ -14,6 +14,7 @@ from .core import RegimeNbError
 from .data import BAR_KINDS, OHLCV, BarGuard
 from .bus import HeartbeatMonitor, Subscriber
 from .records import RecordWriter
+from .shadow import strategy_for_version
 from .live import (BAR_FIELDS, TICK_COLUMNS, LiveConfig, Service, SnapshotFile, bars_body, bars_from_body,
                             features_from_body, is_ticks, model_spec, replay_bars, replay_data, rows_from_body, RecordLog)
 
@@ -365,11 +366,12 @@ def resume(self, last:list|None):
         self.served = ServedModel(self.registry, self.cfg.model_alias, X)
         self.shadow = ServedModel(self.registry, self.cfg.shadow_alias, X) if self.cfg.shadow_alias else None
         self.last_ts, self.latest, self.catching_up = (ts[-1] if ts else -1), None, True
+        self.strategy_spec = dict(self.cfg.strategy)  # the strategy the loop trades (a promoted version may bring its own: `shadow.strategy_for_version`)
         self.history.extend(X[-self.history.maxlen:]); return
     topic, body, st = last
     self.served = ServedModel(self.registry, st["served"]["version"], state=st["served"]["scorer"])
     self.shadow = ServedModel(self.registry, st["shadow"]["version"], state=st["shadow"]["scorer"]) if st.get("shadow") else None
-    self.last_ts, self.catching_up = st["last_ts"], True
+    self.last_ts, self.catching_up, self.strategy_spec = st["last_ts"], True, st.get("strategy", dict(self.cfg.strategy))
     self.latest = dict(ts=body["ts"][-1], probs=body["probs"][-1], version=body["version"]) if topic.startswith("regime.") else None
     self.history.extend(X[-self.history.maxlen:]); self.history.extend(self.logged_features(-1, self.last_ts + 1)[1])  # as it was: the last vectors scored
 
@@ -421,9 +423,10 @@ def catch_up(self) -> list:
 @patch_to(PredictionService)
 def regimes(self, chunks:list) -> tuple:
     "Score chunks `(ts, X, send_ns)` in order; the `regime.<symbol>` message of them all, logged with the scorers' state after it."
-    ts, probs = [], []
-    for t, X, send_ns in chunks: ts += t; probs += self.score(X, t, send_ns).tolist()
+    ts, probs, shadow = [], [], []
+    for t, X, send_ns in chunks: ts += t; probs += self.score(X, t, send_ns, shadow).tolist()
     body = dict(ts=ts, probs=probs, version=self.served.version)
+    if self.shadow is not None: body["shadow"] = dict(version=self.shadow.version, probs=shadow)  # for the shadow book (in the trading service)
     self.last_ts, self.latest = ts[-1], dict(ts=ts[-1], probs=probs[-1], version=self.served.version)
     self.count("bars", len(ts))
     return self.logged(f"regime.{self.cfg.symbol}", body, ts[-1])
@@ -436,19 +439,21 @@ def passed_on(self, topic:str, body) -> tuple:
 @patch_to(PredictionService)
 def logged(self, topic:str, body, event_ns) -> tuple:
     "Append a message to the regime log with the state it leaves (one write, before it is published); the message."
-    state = dict(last_ts=self.last_ts, served=self.served.snapshot(), shadow=self.shadow.snapshot() if self.shadow is not None else None)
+    state = dict(last_ts=self.last_ts, served=self.served.snapshot(), shadow=self.shadow.snapshot() if self.shadow is not None else None, strategy=self.strategy_spec)
     self.regime_log.append_bytes(msgpack.packb([topic, body, state]))
     return (topic, body, event_ns)
 
 @patch_to(PredictionService)
-def score(self, X:np.ndarray, ts:list, send_ns:int|None) -> np.ndarray:
-    "Regime probabilities (n × K) for feature vectors `X` (n × features) of the bars at `ts`, in one compiled call; queue the prediction records (served and shadow)."
+def score(self, X:np.ndarray, ts:list, send_ns:int|None, shadow:list|None=None) -> np.ndarray:
+    "Regime probabilities (n × K) for feature vectors `X` (n × features) of the bars at `ts`, in one compiled call; queue the prediction records (served and shadow); the shadow's vectors appended to `shadow`."
     P = self.served.update_block(X)
     self.history.extend(X)
     lat = (time.time_ns() - send_ns) / 1e3 if send_ns is not None else None  # caught up from the log: no latency to speak of
     for served, Q in ((self.served, P), (self.shadow, None)):
         if served is None: continue
-        if Q is None: Q = served.update_block(X)
+        if Q is None:
+            Q = served.update_block(X)
+            if shadow is not None: shadow += Q.tolist()
         ok = np.isfinite(Q).all(axis=1)  # NaN while the model warms up: nothing to record
         if ok.any(): self.writer.add("record_prediction_block", self.cfg.symbol, np.asarray(ts)[ok], Q[ok], served.version, latency_us=lat if served is self.served else None)
     return P
@@ -468,11 +473,13 @@ def maybe_swap(self):
         try:
             if v is None: raise err
             new = ServedModel(self.registry, v, self.history)
+            spec = strategy_for_version(self.registry, v, self.strategy_spec, new.model.n_regimes_)  # its registered strategy, or the loop's if it fits
         except Exception as e:
             self.refused.add(key); self.count("swap_refused"); self.store.alert("error", "model_swap", self.who, f"cannot serve {alias} (version {v}): {e}")
             continue
         self.log.info("swapping %s model %s -> %s", alias, cur.version, new.version)
         setattr(self, attr, new); self.count("swaps" if attr == "served" else "shadow_swaps"); swapped = True
+        if attr == "served" and spec != self.strategy_spec: self.log.info("version %s trades %s (was %s)", v, spec, self.strategy_spec); self.strategy_spec = spec
     return swapped
 
 @patch_to(PredictionService)
@@ -498,7 +505,7 @@ def since(self, after) -> dict:
         topic, body, _ = msgpack.unpackb(raw)
         if topic.startswith("eof."): out.append([topic, body]); continue
         k = next((i for i, t in enumerate(body["ts"]) if t > after), None)
-        if k is not None: out.append([topic, dict(body, ts=body["ts"][k:], probs=body["probs"][k:])])
+        if k is not None: out.append([topic, dict(body, ts=body["ts"][k:], probs=body["probs"][k:], **({"shadow": dict(body["shadow"], probs=body["shadow"]["probs"][k:])} if "shadow" in body else {}))])
     self.count("since_requests")
     return dict(messages=out)
 

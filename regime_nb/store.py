@@ -233,6 +233,23 @@ MIGRATIONS.append(Migration(len(MIGRATIONS) + 1, "alert episodes, webhook outbox
     "CREATE INDEX alerts_outbox ON alerts(id) WHERE notified_ns IS NULL",
     "ALTER TABLE models ADD COLUMN profile TEXT")))                   # JSON: regime_nb.registry.training_profile
 
+# %% ../nbs/10_store.ipynb #8cdd2247
+# champion and challenger live: the book the shadow model's probabilities would have traded, bar by bar, sending no orders
+MIGRATIONS.append(Migration(len(MIGRATIONS) + 1, "shadow book", (
+    """CREATE TABLE shadow_book (
+        symbol      TEXT NOT NULL,
+        version     INTEGER NOT NULL,          -- the model version in shadow whose probabilities it trades
+        ts_ns       INTEGER NOT NULL,
+        regime      INTEGER,                   -- the shadow's most probable regime at this bar
+        target      REAL,                      -- the target exposure decided at this bar's close (NULL: keep the position)
+        units       REAL NOT NULL,             -- the position held at this bar's close
+        exposure    REAL NOT NULL,             -- units x close / equity
+        cash        REAL NOT NULL,
+        equity      REAL NOT NULL,
+        cost        REAL NOT NULL DEFAULT 0,   -- costs paid for the trade at this bar's close
+        traded      REAL NOT NULL DEFAULT 0,   -- that trade's exposure change (0: no trade)
+        PRIMARY KEY (symbol, version, ts_ns))""",)))
+
 # %% ../nbs/10_store.ipynb #6b16a702
 _log = get_logger("store")
 

@@ -17,6 +17,7 @@ from .broker import Fill
 from .risk import MarketState, OrderRequest, drawdown_step_nb, refusal_cause, validation_targets
 from .records import RecordWriter
 from .account import AccountLimits
+from .shadow import ShadowTrading, StrategySwitch
 from .strategies import make_inputs, make_strategy, strategy_run_nb, strategy_step_nb
 from .live import (BAR_FIELDS, PRICE_COL, IntentJournal, LiveConfig, Service, SnapshotFile, bar_columns_from_body,
                             model_spec, percentiles_us, regimes_from_body, replay_bars)
@@ -204,7 +205,7 @@ class QuietStretches:
         P = []
         for t in q.peek_ts(size):
             p = probs.get(t)
-            if p is None: break
+            if p is None or self.switch_due(t): break  # a bar a new strategy decides goes bar by bar
             P.append(p)
         m, A = len(P), self.no_account
         if self.account is not None and m >= 2:  # only as far as every other book is heard, and not past a bar of another book alone
@@ -385,7 +386,7 @@ class MessageFlow:
         if m.topic.startswith("bar."):
             cols = bar_columns_from_body(m.body)
             if cols is None: self.count("bad_messages"); return
-            self.queue.append(cols, m.send_ns, self.last_ts)
+            self.queue.append(cols, m.send_ns, self.last_ts); self.shadow_bars(cols)
         elif m.topic.startswith("regime."):
             if not self.file_regimes(m.body): return
             self.hop_ns.append(m.recv_ns - m.send_ns)
@@ -402,10 +403,11 @@ class MessageFlow:
         "File the regime probabilities of a `regime.` body (from the stream or an answer) for the bars not yet decided; False if it is malformed."
         items = regimes_from_body(body)
         if items is None: self.count("bad_messages"); return False
-        self.on_version(body.get("version"))
+        self.on_version(body.get("version")); self.follow_strategy(body.get("version"), items)
         for t, p in items:
             if t > self.decided_ts: self.probs[t] = p
         self.probs_max_ts = max(self.probs_max_ts, items[-1][0])
+        self.file_shadow(body)
         return True
 
     def advance(self):
@@ -414,7 +416,9 @@ class MessageFlow:
             if self.decided_ts < self.last_ts:
                 if self.account is not None and not self.account_ready(): return  # held until every book is heard past this bar
                 p = self.probs.pop(self.last_ts, None)
-                if p is not None: self.decide(p)
+                if p is not None:
+                    if self.switch_due(self.last_ts): self.apply_switch()  # a promoted version's strategy, from its first bar
+                    self.decide(p)
                 elif self.probs_max_ts > self.last_ts:  # its regime was lost on the way (regimes arrive in order): ask for it once
                     if self.asking is not None: return  # held until the answer
                     if self.asked_hole != self.last_ts and self.ask_regimes(): self.asked_hole = self.last_ts; return
@@ -482,6 +486,7 @@ class Recovery:
         from regime_nb.broker import Ledger
         snap, risk = self.snap.read(), self.risk_snap.read()
         if snap is not None:
+            self.restore_switch(snap.get("switch")); self.restore_shadow(snap.get("shadow"))
             self.stepper.state[:] = snap["strategy"]; self.pending_target, self.last_ts, self.peak = snap["pending"], snap["last_ts"], snap.get("peak", -math.inf)
             self.decided_ts, self.last_bar, self.probs_now = snap.get("decided_ts", self.last_ts), snap.get("last_bar"), snap.get("probs")
             if self.last_bar is not None: self.last_close = self.last_bar["close"]
@@ -528,7 +533,8 @@ class Recovery:
         "Snapshot the strategy state, the pending target, both cursors and the equity peak (every message); the risk manager every two seconds or when asked (it is larger)."
         self.snap.write(dict(strategy=self.stepper.state.tolist(), pending=self.pending_target, last_ts=self.last_ts, decided_ts=self.decided_ts,
                              last_bar=self.last_bar, probs=self.probs_now, peak=self.peak, features=self.feats.snapshot() if self.feats is not None else None,
-                             account=dict(through=self.account.through, peak=self.risk.account_peak_equity) if self.account is not None else None))
+                             account=dict(through=self.account.through, peak=self.risk.account_peak_equity) if self.account is not None else None,
+                             switch=self.switch_snapshot(), shadow=self.shadow_snapshot()))
         if risk or time.monotonic() - self.risk_saved > 2.0: self.risk_snap.write(self.risk.snapshot()); self.risk_saved = time.monotonic()
 
 # %% ../nbs/12b_trading.ipynb #5ba803ea
@@ -602,7 +608,7 @@ class TradingSockets:
 
 # %% ../nbs/12b_trading.ipynb #5cb52637
 class TradingService(TradingSockets, WarmStart, TradingFigures, ExecutionSteps, OrderAtClose, QuietStretches, OrderDesk, BrokerReplies, LimitOrderRule,
-                     ServiceWatch, MessageFlow, RegimeRecovery, AccountLimits, Recovery, Service):
+                     ServiceWatch, MessageFlow, RegimeRecovery, AccountLimits, Recovery, StrategySwitch, ShadowTrading, Service):
     "Per bar: execute (engine step → risk → store → broker, pipelined) on arrival; decide (strategy step) when its regime arrives."
     name, upstream, drain_bars = "trading", ("feed", "prediction"), False  # drain up to 64 messages whatever they carry: their orders share one journal record
     def __init__(self, cfg:LiveConfig):
@@ -617,12 +623,10 @@ class TradingService(TradingSockets, WarmStart, TradingFigures, ExecutionSteps, 
         self.journal = IntentJournal(Path(cfg.run_dir)/"trading.intents", sync=cfg.durability == "full")
         self.broker = self.orders = self.regime_client = None  # connected by `open`: the broker for restart reconciliation and rare calls; the pipelined client of the hot path; the prediction service's, to ask for missed regimes
         self.asking = self.asked_hole = self.pred_session = None  # a `since` request in flight; the bar whose missing regime was asked for; the prediction service's session last asked
-        self.strategy, self.sym_json = make_strategy(cfg.strategy), json.dumps(cfg.symbol)
-        self.stepper = self.strategy.stepper()
-        from regime_nb.features import FeatureEngine
-        spec = self.strategy.feature_spec()  # what it reads beyond the bars and the regimes (e.g. zscore_20): computed here, bar by bar, in decision order
-        self.feats = FeatureEngine(spec) if len(spec) else None
-        self.inputs = [(c, int(c.split("_")[1]) if c.startswith("regime_") else None, spec.columns.index(c) if c in spec.columns else None) for c in self.stepper.columns]
+        self.sym_json = json.dumps(cfg.symbol)
+        self.use_strategy(cfg.strategy)  # its stepper, inputs and the features it reads beyond the bars and the regimes (e.g. zscore_20): computed here, bar by bar, in decision order
+        self.served_version, self.next_spec, self.switches = None, dict(cfg.strategy), []  # whose strategy is traded; the spec after the switches scheduled; (first bar, version, spec) of each
+        self.init_shadow()  # the shadow model's book, when one is scored
         self.risk = RiskManager(RiskLimits(**cfg.risk))
         self.model_version, self.validation, self.last_equity = None, {}, None  # the served version and its validation figures (from the registry)
         self.live_returns = deque(maxlen=self.risk.limits.degradation_window)  # per-bar returns of this account, judged against them
@@ -650,6 +654,7 @@ class TradingService(TradingSockets, WarmStart, TradingFigures, ExecutionSteps, 
         try:  # the served model's validation figures now, not on the first live regime message
             from regime_nb.registry import Registry
             with Registry(cfg.registry) as reg: self.on_version(reg.resolve(cfg.model_alias))
+            if self.served_version is None: self.served_version = self.model_version  # it trades the loop's strategy
         except Exception as e: self.log.warning("cannot read the served model's validation figures yet: %r", e)
 
     def handle(self, msgs:list) -> list:

@@ -1,6 +1,7 @@
 """The prediction service with real processes: it serves the registry's champion (sha256-verified), publishes a probability vector for every bar,
 hot-swaps when the champion alias moves without missing or repeating a bar, scores the challenger in shadow, and refuses a tampered artifact."""
 import json, os, shutil, signal, threading, time
+from pathlib import Path
 from dataclasses import replace
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from regime_nb.supervisor import LiveConfig, Supervisor, model_spec, parity_chec
 from regime_nb.regimes import GMMRegime, HMMRegime
 from regime_nb.registry import ArtifactIntegrityError, Registry
 from regime_nb.store import Store
+from regime_nb.jobs import read_outcome, runs
 
 from test_live import PERMISSIVE
 
@@ -163,6 +165,7 @@ def test_challenger_in_shadow_is_recorded_and_trading_uses_only_the_champion(tmp
     assert f"champion v{va} against challenger v{vb} in shadow" in r.stdout and f"champion (v{va})" in r.stdout and f"challenger (v{vb})" in r.stdout, r.stdout
     rows = [l.split() for l in r.stdout.splitlines()[2:]]
     assert [int(float(x[2])) for x in rows] == [n, n], r.stdout  # every bar both scored
+    assert [x[-1] for x in rows] == ["engine", "live"], r.stdout  # the challenger's book is the one the loop recorded
     assert (tap.stats or stats["prediction"])["model_version"] == va
     check_trading(cfg, sup, stats, n)
     # trading followed A: the live equity is the backtest of A, and not the backtest of B
@@ -170,6 +173,16 @@ def test_challenger_in_shadow_is_recorded_and_trading_uses_only_the_champion(tmp
     assert p["bars_live"] == p["bars_backtest"] == n and p["trades_live"] == p["trades_backtest"] > 10 and p["max_abs_equity_diff"] <= 1e-9, p
     pb = parity_check(replace(cfg, model_alias="challenger"))
     assert pb["max_abs_equity_diff"] > 1e-4, pb
+    # the live shadow book: B's probabilities traded bar by bar in the trading service and recorded, against the engine's backtest of B's recorded predictions on the same bars
+    from regime_nb.gates import shadow_book
+    from regime_nb.shadow import live_book
+    from regime_nb.strategies import make_strategy
+    lb = live_book(Store(cfg.store), cfg.symbol, vb)
+    off = shadow_book(Store(cfg.market_store), cfg.symbol, vb, make_strategy(cfg.strategy), costs_bps=cfg.costs_bps)
+    assert lb is not None and len(lb.equity) == n and lb.equity.index.equals(off.equity.index), (None if lb is None else len(lb.equity), n)
+    assert np.abs(lb.equity.to_numpy() - off.equity.to_numpy()).max() <= 1e-9, np.abs(lb.equity.to_numpy() - off.equity.to_numpy()).max()
+    assert len(off.trades) > 10 and lb.stats["n_trades"] == len(off.trades) and abs(lb.stats["sharpe"] - off.stats["sharpe"]) <= 1e-9
+    assert stats["trading"].get("shadow_bars") == n, stats["trading"]
 
 def test_a_tampered_artifact_is_refused_and_the_champion_keeps_serving(tmp_path, registry):
     reg_path, va, vb = registry
@@ -205,3 +218,82 @@ def test_a_tampered_artifact_is_refused_and_the_champion_keeps_serving(tmp_path,
     assert len(swap) == 1 and swap.service.eq("prediction").all(), a
     assert swap.message.str.contains("failed verification").all() and swap.message.str.contains(f"version {vb}").all(), swap.message.tolist()
     check_trading(cfg, sup, stats, n)
+
+def decided_by(cfg, tap):
+    "Each recorded decision with the version and the probabilities that decided it: those of the bar before the bar it executes at."
+    pos = {r[0]: i for i, r in enumerate(tap.rows)}
+    dec = Store(cfg.store).query_df("SELECT ts_ns, target, regime, model_version FROM decisions WHERE symbol = ? ORDER BY ts_ns", (cfg.symbol,))
+    return [(row.ts_ns, row.target, row.regime, *tap.rows[pos[row.ts_ns] - 1][1:]) for row in dec.itertuples() if pos.get(row.ts_ns, 0) > 0]
+
+def test_a_promoted_version_trades_its_registered_strategy_from_its_first_bar_and_an_unfit_one_is_refused(tmp_path, registry):
+    reg_path, va, vb = registry
+    sp = load_dataset("sp500"); X = compute_features(sp).loc[:"2014"]
+    new_exp = [0.4, 1.2]
+    with Registry(reg_path) as reg:  # B again, registered with exposures of its own; and a three-regime model with none
+        vc = reg.register(reg.load(vb), spec=FeatureSpec.default(), metrics={"strategy": {"kind": "RegimeExposure", "exposures": new_exp}}, note="B with its strategy")
+        v3 = reg.register(GMMRegime(3).fit(X), spec=FeatureSpec.default(), note="three regimes, no strategy")
+    cfg = cfg_for(tmp_path, reg_path, end="2017-12-31", speed=150.0)  # 755 bars, ~5 s; the loop trades [1, 0]
+    ts, finite, _ = expected(cfg, reg_path, va)
+    n = len(ts)
+    tap, sup, th, res = start(cfg)
+    assert tap.wait_bars(100, 60), f"only {tap.n} predictions after 60 s"
+    with Registry(reg_path) as reg: reg.promote(v3, "champion", reason="unfit")
+    time.sleep(1.5)  # the prediction service polls the alias every 0.5 s
+    with Registry(reg_path) as reg: reg.promote(vc, "champion", reason="its own strategy")
+    n_at_promote = tap.n
+    th.join(120); tap.finish()
+    assert not th.is_alive() and "stats" in res
+    stats = res["stats"]
+    assert [r[0] for r in tap.rows] == ts.tolist(), (tap.n, n)  # no bar missed or repeated
+    vers = np.array([r[1] for r in tap.rows])
+    assert set(vers) == {va, vc}, set(vers)  # the unfit version was never served
+    k = int(np.argmax(vers == vc)); assert (vers[:k] == va).all() and (vers[k:] == vc).all() and n_at_promote - 5 <= k < n - 100, (k, n_at_promote, n)
+    a = Store(cfg.store).alerts()
+    refused = a[a.kind == "model_swap"]
+    assert len(refused) == 1 and f"version {v3}" in refused.message.iloc[0] and "does not fit the strategy the loop trades now" in refused.message.iloc[0], refused.message.tolist()
+    changed = a[a.kind == "strategy_changed"]
+    assert len(changed) == 1 and changed.level.iloc[0] == "info" and str(new_exp) in changed.message.iloc[0], a[["kind", "message"]]
+    # every decision follows the strategy of the version whose probabilities decided it: [1, 0] for A, B's registered exposures after the swap
+    exps = {va: [1.0, 0.0], vc: new_exp}
+    rows = decided_by(cfg, tap)
+    after = [r for r in rows if r[3] == vc]
+    assert len(after) >= 5 and len(rows) - len(after) >= 3, (len(rows), len(after))
+    for t, target, regime, v, probs in rows:
+        assert regime == int(np.argmax(probs)) and target == exps[v][regime], (t, target, regime, v, probs)
+    sp_ = tap.stats or stats["prediction"]
+    assert sp_.get("swaps") == 1 and sp_.get("swap_refused") == 1 and sp_["model_version"] == vc, sp_
+    assert stats["trading"].get("strategy_changes") == 1, stats["trading"]
+    check_trading(cfg, sup, stats, n)
+
+def test_the_retrain_job_promotes_into_a_running_loop(tmp_path, registry, cli):
+    "`regime-nb retrain` (papermill, the real S&P 500) against the registry a live replay serves: its promotion reaches the loop, which misses and repeats no bar, and the run is on record."
+    reg_path, va, _ = registry
+    cfg = cfg_for(tmp_path, reg_path, start="2010-01-01", speed=30.0)  # ~2260 bars, ~75 s: the job promotes in the middle of it
+    ts, finite, _ = expected(cfg, reg_path, va)
+    n = len(ts)
+    tap, sup, th, res = start(cfg)
+    assert tap.wait_bars(30, 60), f"only {tap.n} predictions after 60 s"
+    gates = dict(families="gmm", max_k=2, max_drawdown=1, min_sharpe=-10, max_sharpe=100, min_monthly_return=-1, min_sharpe_gain=-10, min_sharpe_gain_rel=-100,
+                 max_drawdown_worsening=1, regime_margin=100, min_regime_share=0, min_duration=1, min_agreement=0, shadow_bars=0)
+    t0 = time.time()
+    r = cli("retrain", *[a for k, v in gates.items() for a in ("-p", k, v)], "-p", "registry", reg_path, "-p", "store", cfg.store, "--quiet")
+    took = time.time() - t0
+    assert r.returncode == 0, r.stderr
+    o = read_outcome(Path(r.stdout.split("executed notebook: ")[1].split()[0]))
+    assert o["promoted"], o
+    vnew = o["version"]
+    assert tap.n < n - 60, f"the replay ended ({tap.n} of {n} bars) before the job promoted (it took {took:.0f} s): the test proves nothing"
+    th.join(150); tap.finish()
+    assert not th.is_alive() and "stats" in res
+    stats = res["stats"]
+    assert [r[0] for r in tap.rows] == ts.tolist(), (tap.n, n)
+    vers = np.array([r[1] for r in tap.rows])
+    k = int(np.argmax(vers == vnew))
+    assert set(vers) == {va, vnew} and (vers[:k] == va).all() and (vers[k:] == vnew).all(), (set(vers), k)
+    sp_ = tap.stats or stats["prediction"]
+    assert sp_.get("swaps") == 1 and sp_["model_version"] == vnew, sp_
+    dec = Store(cfg.store).query_df("SELECT ts_ns, model_version FROM decisions ORDER BY ts_ns")
+    assert (dec[dec.ts_ns > ts[k] + 10**9 * 86400 * 3].model_version == vnew).all() and (dec.model_version == vnew).sum() >= 1, dec.tail()
+    check_trading(cfg, sup, stats, n)
+    with Store(tmp_path/"output"/"regime_nb.sqlite") as st: rs = runs(st, job="retrain")
+    assert rs.status.tolist() == ["succeeded"] and rs.promoted.tolist() == [1], rs
