@@ -6,7 +6,7 @@
 from __future__ import annotations
 import numba, numpy as np, pandas as pd
 
-numba.config.THREADING_LAYER = "workqueue"  # fork-safe: set before any parallel kernel starts the pool
+numba.config.THREADING_LAYER = "workqueue"  # fork-safe: set before any parallel kernel starts the pool (once a pool runs, its layer stays)
 
 # %% auto #0
 __all__ = ['made_up_bars', 'warm_kernels']

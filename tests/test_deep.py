@@ -113,20 +113,12 @@ def test_a_short_replay_through_the_live_loop_serves_the_transformer_and_trades_
 
 def test_kill_9_of_the_prediction_service_serving_the_transformer_resumes_from_its_window_and_trades_like_the_backtest(tmp_path, deep_registry):
     "Killed twice mid-replay, the prediction service resumes its scorer from the logged buffer of the last 59 rows: every bar gets the batch path's regime, once."
-    import threading
-    from regime_nb.store import Store
-    from test_live import kill_when_trading
+    from test_live import kill_prediction_during_replay
     reg = tmp_path/"registry"; shutil.copytree(deep_registry, reg)
     cfg = cfg_for(tmp_path, str(reg), start="2017-01-01", speed=30.0, heartbeat_ms=3000)  # 502 bars in ~17 s; a restart shorter than three heartbeats halts nothing
     with Registry(reg) as r: v = r.resolve("champion")
     ts, _, P = expected(cfg, str(reg), v)
-    sup, res = Supervisor(cfg, out=quiet), {}
-    th = threading.Thread(target=lambda: res.update(stats=sup.run(120)), daemon=True); th.start()
-    st = Store(cfg.store)
-    n = kill_when_trading(sup, ["prediction"] * 2, st, seed=5, every_bars=100).get("prediction", 0)
-    th.join(150)
-    assert n == 2 and sup.restarts.get("prediction", 0) >= 2, (n, sup.restarts)
-    t = res["stats"]["trading"]
+    sup, stats, st = kill_prediction_during_replay(cfg, 2, seed=5, every_bars=100); t = stats["trading"]
     assert t["done"] and t.get("undecided", 0) == 0, t
     rec = predictions(cfg)[v]  # the prediction records are written off the hot path: a kill -9 may lose the last few before they commit
     got = np.array([x in rec for x in ts])
@@ -134,5 +126,5 @@ def test_kill_9_of_the_prediction_service_serving_the_transformer_resumes_from_i
     assert tuple(st.query_one("SELECT COUNT(*), COUNT(DISTINCT ts_ns) FROM equity")) == (len(ts), len(ts))  # every bar decided, once
     p = parity_check(cfg)
     assert p["bars_live"] == p["bars_backtest"] == len(ts) and p["trades_live"] == p["trades_backtest"] > 0, p
-    print(f"prediction killed {n} times: {len(ts) - got.sum()} of {len(ts)} prediction records lost with it, every bar decided like the backtest")
+    print(f"prediction killed 2 times: {len(ts) - got.sum()} of {len(ts)} prediction records lost with it, every bar decided like the backtest")
     assert p["max_abs_equity_diff"] <= 1e-9 and p["blocked"] == {}, p

@@ -617,18 +617,22 @@ def kill_when_trading(sup, victims, store, seed:int, every_bars:int=120) -> dict
         assert store.integrity_check()
     return killed
 
+def kill_prediction_during_replay(cfg, kills:int, seed:int, every_bars:int):
+    "Replay `cfg` under a supervisor, killing the prediction service `kills` times while trading is under way; (supervisor, every service's last stats, store) once it ends."
+    sup, res = Supervisor(cfg, out=quiet), {}
+    th = threading.Thread(target=lambda: res.update(stats=sup.run(120)), daemon=True); th.start()
+    st = Store(cfg.store)
+    n = kill_when_trading(sup, ["prediction"] * kills, st, seed=seed, every_bars=every_bars).get("prediction", 0)
+    th.join(150)
+    assert n == kills and sup.restarts.get("prediction", 0) >= kills, (n, sup.restarts)
+    return sup, res["stats"], st
+
 @pytest.mark.parametrize("model", ["gmm", "hmm"])
 def test_kill_9_of_the_prediction_service_leaves_no_bar_undecided(tmp_path, registry, hmm_registry, model):
     "The prediction service killed four times during a replay resumes from its log each time: every bar gets its regime, once, and the run is the backtest's."
     cfg = cfg_for(tmp_path, registry if model == "gmm" else hmm_registry, speed=30.0,  # 1006 bars in ~34 s: four kills and restarts (~5 s each on a loaded box) land during it
                   heartbeat_ms=3000)  # a restart shorter than three heartbeats (9 s) halts nothing: the regimes it missed are what is under test, not the silent-peer rule
-    sup, res = Supervisor(cfg, out=quiet), {}
-    th = threading.Thread(target=lambda: res.update(stats=sup.run(120)), daemon=True); th.start()
-    st = Store(cfg.store)
-    n = kill_when_trading(sup, ["prediction"] * 4, st, seed=11, every_bars=60).get("prediction", 0)
-    th.join(150)
-    assert n == 4 and sup.restarts.get("prediction", 0) >= 4, (n, sup.restarts)
-    t = res["stats"]["trading"]
+    sup, stats, st = kill_prediction_during_replay(cfg, 4, seed=11, every_bars=60); t = stats["trading"]
     assert t["done"] and t.get("undecided", 0) == 0 and t.get("unmatched", 0) == 0, t
     assert tuple(st.query_one("SELECT COUNT(*), COUNT(DISTINCT ts_ns) FROM equity")) == (1006, 1006)  # every bar once
     p = parity_check(cfg)
@@ -636,7 +640,7 @@ def test_kill_9_of_the_prediction_service_leaves_no_bar_undecided(tmp_path, regi
     assert p["max_abs_equity_diff"] <= 1e-9 and p["fills_equity_diff"] <= 1e-9, p
     d = st.query_df("SELECT ts_ns, COUNT(*) AS n FROM decisions GROUP BY ts_ns")
     assert (d.n == 1).all(), d[d.n > 1]  # no bar decided twice
-    print(f"prediction killed {n} times ({model}): caught up {res['stats'].get('prediction', {}).get('caught_up', 0)} bars in its last life, trading recovered {t.get('regimes_recovered', 0)} regimes by asking")
+    print(f"prediction killed 4 times ({model}): caught up {stats.get('prediction', {}).get('caught_up', 0)} bars in its last life, trading recovered {t.get('regimes_recovered', 0)} regimes by asking")
 
 def test_limit_orders_survive_kill_9_of_each_service_losing_no_fill_and_duplicating_no_order(tmp_path, registry):
     "execution='limit' under kill -9 of every service in turn, as market orders are: the book is the broker's fills, every fill booked once, no order sent twice or under a new id."
