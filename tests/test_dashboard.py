@@ -59,8 +59,8 @@ def no_source_visible(page):
     for code in ("dashboard_params(", "def update", "async def refresh", "import ipywidgets"): assert code not in html, code
 
 def test_the_monitor_page_renders_the_regime_chart_and_its_numbers_move_with_the_live_loop(tmp_path, registry, serve, browser):
-    cfg = cfg_for(tmp_path, registry, speed=20.0)  # about 50 s of bars: still flowing once the page is up
-    sup, th, res = run_in_thread(cfg, 120, bars=40)
+    cfg = cfg_for(tmp_path, registry, speed=8.0)  # about 125 s of bars: still flowing once the page is up on a loaded machine (at 20/s a CI run at load 9 ran out of bars first); the test ends at the first move
+    sup, th, res = run_in_thread(cfg, 300, bars=40)
     try:
         v = serve("monitor", store=cfg.store, registry=registry, run_dir=cfg.run_dir)
         page = browser.new_page(viewport=dict(width=1500, height=1000))
