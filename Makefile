@@ -32,7 +32,7 @@ test-nbs: setup
 	$(BIN)/nbdev-test --n-workers $(NB_WORKERS)
 
 test-py: setup
-	$(BIN)/python -m pytest -q -m "not slow" tests
+	$(BIN)/python -m pytest -q -m "not slow" --durations=20 tests
 
 # evaluations too slow for every change (issue 15's model-choice protocol on the S&P 500: about 18 minutes)
 test-slow: setup

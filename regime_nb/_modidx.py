@@ -1552,6 +1552,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'regime_nb.validation.forward_returns': ( 'validation.html#forward_returns',
                                                                                 'regime_nb/validation.py'),
                                       'regime_nb.validation.make_folds': ('validation.html#make_folds', 'regime_nb/validation.py'),
+                                      'regime_nb.validation.paired_t': ('validation.html#paired_t', 'regime_nb/validation.py'),
+                                      'regime_nb.validation.pick_simplest': ('validation.html#pick_simplest', 'regime_nb/validation.py'),
                                       'regime_nb.validation.regime_exposures': ( 'validation.html#regime_exposures',
                                                                                  'regime_nb/validation.py'),
                                       'regime_nb.validation.run_parallel': ('validation.html#run_parallel', 'regime_nb/validation.py'),

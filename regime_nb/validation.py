@@ -19,7 +19,8 @@ from .strategies import Strategy, make_inputs, strategy_features
 __all__ = ['DEFAULT_GATES', 'CHOICE_TRAIN', 'EXPOSURE_RULES', 'FAMILIES', 'OPTIONAL_FAMILIES', 'Fold', 'make_folds',
            'WalkForwardResult', 'walk_forward', 'check_no_leakage', 'GateReport', 'check_gates', 'run_parallel',
            'sweep', 'RegimePipeline', 'scan', 'forward_returns', 'regime_exposures', 'ModelCandidate',
-           'candidate_models', 'ModelChoice', 'choose_model', 'FixedChoice', 'walk_forward_choice']
+           'candidate_models', 'ModelChoice', 'paired_t', 'pick_simplest', 'choose_model', 'FixedChoice',
+           'walk_forward_choice']
 
 # %% ../nbs/07_validation.ipynb #82e00992
 @dataclass(frozen=True)
@@ -386,6 +387,28 @@ class ModelChoice:
         return m
     def __repr__(self): return f"ModelChoice({self.candidate or type(self.model).__name__}, rule={self.rule!r}, exposures={self.exposures})"
 
+# %% ../nbs/07_validation.ipynb #b106d4a3
+def paired_t(r, base) -> float:
+    "Paired t statistic of the mean of `r - base`, daily returns of two strategies over the same bars (0 when they never differ)."
+    d = np.asarray(r, "float64") - np.asarray(base, "float64")
+    d = d[np.isfinite(d)]
+    sd = d.std(ddof=1) if len(d) > 1 else 0.0
+    return float(d.mean() / (sd / np.sqrt(len(d)))) if sd > 0 else 0.0
+
+def pick_simplest(live:pd.DataFrame, # candidate rows: n_regimes, rule, bic, n_trades, score
+                  returns:dict, # {row index: inner daily returns}
+                  significance:float=0.05, # one-sided level of the paired test, before the Bonferroni correction
+                 ) -> tuple:
+    "(chosen row, {row: paired t against the simplest}, critical t): the simplest row unless a better-scoring one beats it significantly."
+    from scipy.stats import norm
+    order = live.assign(not_calm=live.rule != "calm", bic_or_last=live.bic.fillna(np.inf)).sort_values(
+        ["n_regimes", "not_calm", "bic_or_last", "n_trades"], kind="stable").index
+    base = order[0]
+    t = {i: paired_t(returns[i], returns[base]) for i in order}
+    crit = float(norm.ppf(1 - significance / max(1, len(order) - 1)))
+    better = [i for i in order[1:] if t[i] > crit and live.score[i] > live.score[base]]
+    return (max(better, key=lambda i: live.score[i]) if better else base), t, crit
+
 # %% ../nbs/07_validation.ipynb #5faee299
 def choose_model(bars:pd.DataFrame, # the training window's bars (needs `close`)
                  features:pd.DataFrame|None=None, # its features, aligned with `bars`; default: `compute_features(bars, spec)`
@@ -396,7 +419,7 @@ def choose_model(bars:pd.DataFrame, # the training window's bars (needs `close`)
                  inner_test:int=125, # rows of each inner test window (and between inner fits)
                  costs_bps:float=10.0, # cost per side in the inner backtests and the exposure rules
                  drawdown_penalty:float=1.0, # score = Sharpe - this × max drawdown
-                 margin:float=0.25, # of the candidates scoring within this of the best, the simplest is chosen
+                 significance:float=0.05, # a candidate displaces the simplest only if it beats it at this level (paired t, Bonferroni-corrected)
                  random_state:int=0,
                  progress:bool=False) -> ModelChoice:
     "Choose a regime model and its exposures by walk-forward value inside `bars` (BIC only prunes); see above."
@@ -410,7 +433,7 @@ def choose_model(bars:pd.DataFrame, # the training window's bars (needs `close`)
     cands = list(candidates or candidate_models())
     from tqdm.auto import tqdm
     fitted = {c: c.make(random_state).fit(X) for c in tqdm(cands, desc="fit candidates", disable=not progress)}
-    caps, rows, lo = _bic_caps(cands, fitted), [], folds[0].test[0]
+    caps, rows, returns, lo = _bic_caps(cands, fitted), [], {}, folds[0].test[0]
     for c in tqdm(cands, desc="inner walk-forward", disable=not progress):
         m, cap = fitted[c], max(2, caps.get((c.family, c.covariance_type), c.n_regimes))
         base = dict(candidate=str(c), family=c.family, n_regimes=c.n_regimes, covariance_type=c.covariance_type,
@@ -422,15 +445,16 @@ def choose_model(bars:pd.DataFrame, # the training window's bars (needs `close`)
             for r, (_, t) in _rule_targets(c.make(random_state).fit(X.iloc[f.train[0]:f.train[1]]), X, close, f.train, f.test, rules, costs_bps).items():
                 tg[r][f.test[0]:f.test[1]] = t
         for r in rules:
-            s = backtest(bars.iloc[lo:], tg[r][lo:], costs_bps=costs_bps, benchmark=False).stats
+            bt = backtest(bars.iloc[lo:], tg[r][lo:], costs_bps=costs_bps, benchmark=False); s = bt.stats
+            returns[len(rows)] = bt.returns.to_numpy()
             rows.append(dict(base, rule=r, pruned="", sharpe=s["sharpe"], max_drawdown=s["max_drawdown"], total_return=s["total_return"],
                              n_trades=s["n_trades"], score=_metric(s, "sharpe") - drawdown_penalty * s["max_drawdown"]))
     table = pd.DataFrame(rows)
     live = table[table.pruned == ""]
     if live.empty: raise RegimeNbError(f"choose_model: BIC pruned every candidate ({', '.join(map(str, cands))}); offer models of two regimes or more")
-    near = live[live.score >= live.score.max() - margin].assign(not_calm=lambda d: d.rule != "calm")  # within `margin` of the best: the simplest wins
-    best = near.sort_values(["n_regimes", "not_calm", "n_trades", "score"], ascending=[True, True, True, False], kind="stable").index[0]
-    table["chosen"] = table.index == best
+    best, t, crit = pick_simplest(live, returns, significance)
+    table["t_vs_simplest"], table["chosen"] = pd.Series(t), table.index == best
+    table.attrs["critical_t"] = crit
     c = next(c for c in cands if str(c) == table.loc[best, "candidate"])
     ex = _rule_targets(fitted[c], X, close, (0, n), (n, n), [table.loc[best, "rule"]], costs_bps)[table.loc[best, "rule"]][0]
     return ModelChoice(fitted[c], ex, table.loc[best, "rule"], c, table)
