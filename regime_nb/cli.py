@@ -106,9 +106,10 @@ def _choose(args, bars, X):
     if n < 2: raise RegimeNbError(f"--train {n}: expected a number of bars, e.g. 1000")
     cands = [c for c in candidate_models(args.families.split(","), args.max_k, args.covariance_types.split(",")) if c.n_regimes == 1 or c.n_regimes >= args.min_k]
     ch = choose_model(bars.iloc[-n:], X.iloc[-n:], candidates=cands, costs_bps=args.costs_bps, random_state=args.seed, progress=not args.quiet)
-    cols = ["candidate", "rule", "bic", "pruned", "sharpe", "max_drawdown", "n_trades", "score", "chosen"]
+    cols = ["candidate", "rule", "bic", "pruned", "sharpe", "max_drawdown", "n_trades", "score", "t_vs_simplest", "chosen"]
     with pd.option_context("display.width", 200, "display.max_rows", 200): print(ch.table[cols].round(3).to_string(index=False))
-    print(f"chosen: {ch.candidate}, exposures {','.join(f'{e:g}' for e in ch.exposures)} (rule {ch.rule}) by walk-forward value inside the last {n} bars")
+    print(f"chosen: {ch.candidate}, exposures {','.join(f'{e:g}' for e in ch.exposures)} (rule {ch.rule}) by walk-forward value inside the last {n} bars"
+          f" (the simplest unless beaten at t > {ch.table.attrs['critical_t']:.2f})")
     return ch.model, bars.iloc[-n:], X.iloc[-n:], ch.metrics()
 
 def cmd_fit(args) -> int:
