@@ -34,7 +34,7 @@ test-nbs: setup
 test-py: setup
 	$(BIN)/python -m pytest -q -m "not slow" --durations=20 tests
 
-# evaluations too slow for every change (issue 15's model-choice protocol on the S&P 500: about 18 minutes)
+# evaluations too slow for every change (issue 15's model-choice protocol on the S&P 500 and the NASDAQ: 7-18 minutes each)
 test-slow: setup
 	$(BIN)/python -m pytest -q -s -m slow tests
 

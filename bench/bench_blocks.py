@@ -10,7 +10,7 @@ Times are warm (numba compiled by an untimed run of each side first) and the bes
 """
 import argparse, time
 import numpy as np
-from regime_nb.data import simulate_regimes
+from regime_nb.simulate import simulate_regimes
 from regime_nb.features import FeatureEngine, FeatureSpec, compute_features
 from regime_nb.regimes import GMMRegime, HMMRegime
 from timing import best_time

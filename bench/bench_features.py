@@ -5,7 +5,7 @@ Times are warm (numba compiled, one untimed run of each side first) and the best
 """
 import argparse, time
 import numpy as np, pandas as pd
-from regime_nb.data import simulate_regimes
+from regime_nb.simulate import simulate_regimes
 from regime_nb.features import FeatureEngine, FeatureSpec, compute_features
 from timing import best_time
 

@@ -20,7 +20,7 @@ import multiprocessing as mp, os, shutil, tempfile, threading, time
 from pathlib import Path
 import numpy as np, zmq
 from regime_nb.backtest import engine_params, engine_state, engine_step_nb
-from regime_nb.data import simulate_regimes
+from regime_nb.simulate import simulate_regimes
 from regime_nb.features import FeatureEngine, FeatureSpec, compute_features
 from regime_nb.supervisor import LiveConfig, Supervisor
 from regime_nb.regimes import GMMRegime

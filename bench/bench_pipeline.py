@@ -13,7 +13,8 @@ Run: .venv/bin/python bench/bench_pipeline.py
 import math, time
 import numpy as np, pandas as pd
 from regime_nb.backtest import backtest
-from regime_nb.data import load_dataset, simulate_regimes
+from regime_nb.data import load_dataset
+from regime_nb.simulate import simulate_regimes
 from regime_nb.features import compute_features
 from regime_nb.regimes import GMMRegime
 from regime_nb.strategies import RegimeExposure

@@ -9,7 +9,7 @@ Run: .venv/bin/python bench/bench_regimes.py
 import time
 import numpy as np
 from sklearn.mixture import GaussianMixture
-from regime_nb.data import simulate_regimes
+from regime_nb.simulate import simulate_regimes
 from regime_nb.features import compute_features
 from regime_nb.regimes import GMMRegime, HMMRegime
 

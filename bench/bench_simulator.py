@@ -4,7 +4,7 @@ Run: .venv/bin/python bench/bench_simulator.py
 """
 import math, random, time
 import numpy as np
-from regime_nb.data import simulate_regimes
+from regime_nb.simulate import simulate_regimes
 
 N, N_PY = 7_500_000, 200_000
 

@@ -335,7 +335,8 @@ def recorded_bars(cfg:LiveConfig) -> pd.DataFrame:
 
 def replay_data(cfg:LiveConfig) -> tuple[pd.DataFrame, int]:
     "The rows (bars or ticks) the feed replays up to `cfg.end`, and the position of the first one to publish (the rest warms up)."
-    from regime_nb.data import DATASETS, load_dataset, simulate_regimes, simulate_ticks
+    from regime_nb.data import DATASETS, load_dataset
+    from regime_nb.simulate import simulate_regimes, simulate_ticks
     if cfg.data == "relay": df = recorded_bars(cfg); return df, len(df)
     if cfg.data == "sim-bars": df = simulate_regimes(freq=cfg.bar_interval, **cfg.sim).drop(columns="regime")
     elif cfg.data == "sim-ticks": df = simulate_ticks(**cfg.sim)[list(TICK_COLUMNS)]

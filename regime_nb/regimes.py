@@ -651,7 +651,7 @@ def oracle_filter(returns, transmat, mu, sigma) -> np.ndarray:
     r = np.asarray(returns, "float64")[:, None]
     P = np.asarray(transmat, "float64")
     mu, sigma = np.asarray(mu, "float64"), np.asarray(sigma, "float64")
-    from regime_nb.data import stationary_distribution
+    from regime_nb.simulate import stationary_distribution
     means, prec_chol, log_norm = gaussian_params((mu - 0.5 * sigma**2)[:, None], (sigma**2)[:, None, None])
     params = pack_params(np.zeros(1), np.ones(1), means, prec_chol, log_norm, stationary_distribution(P), P)
     return hmm_filter_nb(r, params, np.arange(len(mu)))[0]

@@ -3,7 +3,8 @@ import math, time
 import numpy as np, pandas as pd, pytest
 from regime_nb.backtest import (BacktestError, backtest, check_no_lookahead, engine_params, infer_periods_per_year,
                                 simulate_nb)
-from regime_nb.data import load_dataset, simulate_regimes
+from regime_nb.data import load_dataset
+from regime_nb.simulate import simulate_regimes
 
 # ---------------------------------------------------------------- (1) stats against plain pandas
 

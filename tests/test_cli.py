@@ -2,7 +2,8 @@
 import json, re
 from pathlib import Path
 import pandas as pd
-from regime_nb.data import make_bad_bars, simulate_ticks
+from regime_nb.data import make_bad_bars
+from regime_nb.simulate import simulate_ticks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -111,7 +112,7 @@ def test_walkforward_and_scan_write_report_folders(cli, tmp_path):
 
 def test_sweep_over_exposures_on_a_file(cli, tmp_path):
     f = tmp_path/"bars.parquet"
-    from regime_nb.data import simulate_regimes
+    from regime_nb.simulate import simulate_regimes
     simulate_regimes(5000, freq="1D", seed=9, mean_duration=(60, 40, 20)).drop(columns="regime").to_parquet(f)
     r = cli("sweep", "--data", f, "--grid", "exposures=1.5|0.3,1|0,1|1", "--out", tmp_path/"sw", "--quiet", "--jobs", "2")
     assert r.returncode == 0, r.stderr

@@ -4,15 +4,15 @@ from pathlib import Path
 import numpy as np, pandas as pd
 import pytest
 from collections import Counter
-from regime_nb.data import (BAR_KINDS, DATASETS, OHLCV, TICK_KINDS, BarBuilder, BarGuard, TickGuard, find_issues, load_dataset, resample_bars,
-                             simulate_regimes, simulate_ticks, stationary_distribution)
+from regime_nb.data import (BAR_KINDS, DATASETS, OHLCV, TICK_KINDS, BarBuilder, BarGuard, TickGuard, find_issues, load_dataset, resample_bars)
+from regime_nb.simulate import simulate_regimes, simulate_ticks, stationary_distribution
 
 def _peak_rss_mb(n):
     "Peak resident memory growth (MB) of simulating `n` bars in a fresh process, after warm-up, and the frame's size."
     code = f"""
 import json, re
 from pathlib import Path
-from regime_nb.data import simulate_regimes
+from regime_nb.simulate import simulate_regimes
 simulate_regimes(1000)  # load the compiled kernel, import pandas
 def kb(field): return int(re.search(field + r":\\s+(\\d+)", Path("/proc/self/status").read_text()).group(1))
 Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current RSS

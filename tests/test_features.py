@@ -1,7 +1,8 @@
 """Features on real and long data: batch equals streaming, no drift, snapshot/restore across processes."""
 import json, math, subprocess, sys, textwrap
 import numpy as np, pandas as pd, pytest
-from regime_nb.data import load_dataset, simulate_regimes, simulate_ticks
+from regime_nb.data import load_dataset
+from regime_nb.simulate import simulate_regimes, simulate_ticks
 from regime_nb.features import FeatureEngine, FeatureSpec, compute_features
 
 OHLCV_FEATURES = [dict(kind="log_return", window=w) for w in (1, 5, 20)] + [

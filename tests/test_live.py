@@ -284,7 +284,8 @@ def test_kill_switch_pulls_out_at_the_configured_drawdown(tmp_path, registry):
 
 def _tick_files(tmp_path):
     "Simulated ticks as a CSV, and the same ticks with bad ones of every kind mixed in; a GMM(2) registry fitted on the first bars."
-    from regime_nb.data import resample_bars, simulate_ticks
+    from regime_nb.data import resample_bars
+    from regime_nb.simulate import simulate_ticks
     ticks = simulate_ticks(40_000, seed=3, mean_interval_s=2.0)[["bid", "ask", "price", "size"]]
     bars = resample_bars(ticks, "1min")
     reg = tmp_path/"reg"

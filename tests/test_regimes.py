@@ -2,7 +2,8 @@
 import numpy as np, pandas as pd
 import pytest
 from sklearn.base import clone
-from regime_nb.data import load_dataset, simulate_regimes
+from regime_nb.data import load_dataset
+from regime_nb.simulate import simulate_regimes
 from regime_nb.features import compute_features
 from regime_nb.regimes import (EnsembleRegime, GMMRegime, HMMRegime, KMeansRegime, RuleRegime, align_labels,
                                matched_accuracy, oracle_filter)
