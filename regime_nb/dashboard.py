@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import parse_qs
 import numpy as np, pandas as pd
 from .core import RegimeNbError, get_logger
+from .records import LATEST_SCORES_SQL, book_symbols
 
 # %% auto #0
 __all__ = ['REGIME_COLORS', 'MODELS', 'DASHBOARDS', 'LOCAL_IPS', 'dashboard_params', 'open_read_only', 'read_df', 'MonitorSource',
@@ -61,6 +62,7 @@ class MonitorSource:
         self.registry, self.book, self.history = registry, book, history
         self.bars, self.preds, self.equity = pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
         self.cursor, self.blocked, self.decisions = dict(bars=-1, preds=-1, equity=-1, decision=0), {}, 0
+        self.scores, self.score_id = {}, 0  # the newest row of each monitor score, every book's; the last id read
         self.conn = self.market = None
     def _connect(self):
         if self.conn is None: self.conn = open_read_only(self.store_path)
@@ -71,9 +73,8 @@ def _tail(df, new, n): return (new if df.empty else pd.concat([df, new], ignore_
 
 def _refresh_market(self):
     if self.book is None:
-        s = read_df(self.market, "SELECT symbol FROM bars ORDER BY ts_ns DESC LIMIT 1")
-        if s.empty: return 0
-        self.book = s.symbol[0]
+        if not (books := book_symbols(self.market)): return 0
+        self.book = books[0]
     b = read_df(self.market, "SELECT ts_ns, close FROM bars WHERE symbol = ? AND ts_ns > ? ORDER BY ts_ns DESC LIMIT ?", (self.book, self.cursor["bars"], self.history))[::-1]
     q = read_df(self.market, "SELECT ts_ns, model_version, probs, regime, confidence, latency_us FROM predictions WHERE symbol = ? AND ts_ns > ? ORDER BY ts_ns DESC LIMIT ?",
                 (self.book, self.cursor["preds"], self.history))[::-1]
@@ -94,7 +95,13 @@ def _refresh_account(self):
             rs = json.loads(r.reasons) if r.reasons else []
             k = rs[0].split(":")[0] if rs else "refused"; self.blocked[k] = self.blocked.get(k, 0) + 1
     if len(d): self.cursor["decision"] = int(d.id.iloc[-1])
-    return len(e) + len(d)
+    return len(e) + len(d) + _refresh_scores(self)
+
+def _refresh_scores(self):
+    s = read_df(self.conn, LATEST_SCORES_SQL, (self.score_id,))  # the newest of each score past the cursor: the monitor's table, by its index
+    for r in s.to_dict("records"): self.scores[(r["book"], r["kind"], r["name"])] = r
+    if len(s): self.score_id = int(s.id.max())
+    return len(s)
 
 # %% ../nbs/17_dashboard.ipynb #3a5832fe
 def _refresh(self) -> int:
@@ -112,6 +119,28 @@ def _models(self) -> pd.DataFrame:
     finally:
         if reg is not None: reg.close()
 MonitorSource.models = _models
+
+def _books(self) -> list:
+    "The symbols with bars in the market store (the books a live run trades)."
+    self._connect()
+    return book_symbols(self.market) if self.market is not None else []
+MonitorSource.books = _books
+
+def _select(self, book:str):
+    "Show `book`: its bars, predictions, equity and decisions are read afresh at the next refresh (the scores of every book are kept)."
+    self.book, self.bars, self.preds, self.equity = book, pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
+    self.cursor, self.blocked, self.decisions = dict(bars=-1, preds=-1, equity=-1, decision=0), {}, 0
+MonitorSource.select = _select
+
+_KINDS = ("feature_drift", "prediction_drift", "regime_stability")
+
+def _drift(self) -> pd.DataFrame:
+    "The newest recorded score of each feature and regime figure of the shown book, with its level ('ok': within the thresholds)."
+    rows = [r for (b, _, _), r in self.scores.items() if b == self.book]
+    if not rows: return pd.DataFrame()
+    df = pd.DataFrame(rows).assign(level=lambda d: d.level.fillna("ok"), order=lambda d: d.kind.map(_KINDS.index)).sort_values(["order", "name"])
+    return df[["kind", "name", "level", "psi", "ks", "value", "train_value", "n", "model_version", "ts_ns"]].reset_index(drop=True)
+MonitorSource.drift = _drift
 
 # %% ../nbs/17_dashboard.ipynb #7ad907cc
 def _snapshot(self) -> dict:
