@@ -139,6 +139,7 @@ def _drift(self) -> pd.DataFrame:
     rows = [r for (b, _, _), r in self.scores.items() if b == self.book]
     if not rows: return pd.DataFrame()
     df = pd.DataFrame(rows).assign(level=lambda d: d.level.fillna("ok"), order=lambda d: d.kind.map(_KINDS.index)).sort_values(["order", "name"])
+    df = df.astype({c: float for c in ("psi", "ks", "value", "train_value")})  # NULL: NaN, shown as an empty cell
     return df[["kind", "name", "level", "psi", "ks", "value", "train_value", "n", "model_version", "ts_ns"]].reset_index(drop=True)
 MonitorSource.drift = _drift
 
