@@ -65,6 +65,7 @@ def main():
         r = list(zip(*res[k]))
         print(f"monitor page load, {name}: usable (figures and tables) {f(r[1])}; regime chart drawn {f(r[2])}")
         print(f"    phases: HTML parsed {f(r[0])}; the kernel's first redraw (figures and tables, no charts) {f(r[3])}")
+        print(f"    each open, usable: {', '.join(f'{x:.2f}' for x in r[1])} s")
     print(f"ratio fresh / preheated (medians, usable): {statistics.median(list(zip(*res[False]))[1]) / statistics.median(list(zip(*res[True]))[1]):.1f}x")
     print(f"update latency, bar in store -> on page (refresh_s=1): {f(res['update'])}; the kernel's redraw of a new bar (charts included) {f(res['redraw'])}")
 

@@ -98,7 +98,7 @@ def _refresh_account(self):
     return len(e) + len(d) + _refresh_scores(self)
 
 def _refresh_scores(self):
-    s = read_df(self.conn, LATEST_SCORES_SQL, (self.score_id,))  # the newest of each score past the cursor: the monitor's table, by its index
+    s = read_df(self.conn, LATEST_SCORES_SQL, (self.score_id,))  # the newest of each score, if past the cursor (monitor_scores_latest: one row per score)
     for r in s.to_dict("records"): self.scores[(r["book"], r["kind"], r["name"])] = r
     if len(s): self.score_id = int(s.id.max())
     return len(s)

@@ -465,8 +465,7 @@ def shadow_rows(self, symbol:str, version:int, since_ns:int=0) -> pd.DataFrame:
 
 # %% ../nbs/10a_records.ipynb #9772544f
 SCORE_COLUMNS = ("kind", "name", "psi", "ks", "value", "train_value", "n", "level")
-LATEST_SCORES_SQL = ("SELECT * FROM monitor_scores WHERE id IN (SELECT MAX(id) FROM monitor_scores WHERE id > ? GROUP BY book, kind, name) "
-                     "ORDER BY book, kind, name")  # the newest row of each score among those past a cursor
+LATEST_SCORES_SQL = "SELECT * FROM monitor_scores_latest WHERE id > ? ORDER BY book, kind, name"  # the newest row of each score, if past a cursor
 
 @patch_to(Store)
 def record_scores(self, book:str, rows, # dicts with `SCORE_COLUMNS` keys (a missing or NaN number: NULL; level None: within the thresholds)
@@ -476,14 +475,16 @@ def record_scores(self, book:str, rows, # dicts with `SCORE_COLUMNS` keys (a mis
     t, b = _to_ns(ts_ns, "ts_ns") or now_ns(), _to_ns(bar_ns, "bar_ns")
     data = [(t, b, str(book), None if model_version is None else int(model_version), r["kind"], str(r["name"]),
              *(_opt_float(r.get(c)) for c in SCORE_COLUMNS[2:6]), int(r.get("n") or 0), r.get("level")) for r in rows]
+    cols = "ts_ns, bar_ns, book, model_version, kind, name, psi, ks, value, train_value, n, level"
     with self.transaction():
-        self.conn.executemany("INSERT INTO monitor_scores (ts_ns, bar_ns, book, model_version, kind, name, psi, ks, value, train_value, n, level) "
-                              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", data)
+        for r in data:
+            rid = self.conn.execute(f"INSERT INTO monitor_scores ({cols}) VALUES ({', '.join('?' * 12)})", r).lastrowid
+            self.conn.execute(f"INSERT OR REPLACE INTO monitor_scores_latest (id, {cols}) VALUES ({', '.join('?' * 13)})", (rid, *r))
     return len(data)
 
 @patch_to(Store)
 def latest_scores(self, book:str|None=None, after_id:int=0) -> pd.DataFrame:
-    "The newest row of each recorded score (of `book`, or every book), among those past `after_id`."
+    "The newest row of each recorded score (of `book`, or every book), if it is past `after_id`."
     df = self.query_df(LATEST_SCORES_SQL, (int(after_id),))
     return df if book is None else df[df.book == book].reset_index(drop=True)
 
