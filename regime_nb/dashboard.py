@@ -15,7 +15,7 @@ from .records import LATEST_SCORES_SQL, book_symbols
 # %% auto #0
 __all__ = ['REGIME_COLORS', 'MODELS', 'DASHBOARDS', 'LOCAL_IPS', 'dashboard_params', 'open_read_only', 'read_df', 'MonitorSource',
            'regime_chart_png', 'equity_chart_png', 'html_table', 'research_run', 'runs_frame', 'registry_frames',
-           'dashboards_dir', 'voila_command']
+           'dashboards_dir', 'voila_command', 'wait_for_page_request']
 
 # %% ../nbs/17_dashboard.ipynb #36c8c99a
 def dashboard_params(defaults:dict, # {name: default}: str, int, float or bool
@@ -298,3 +298,25 @@ def voila_command(name:str, # one of DASHBOARDS
     if preheat: argv += ["--preheat_kernel=True", "--pool_size=1"]
     env = {**os.environ, **{f"RNB_DASHBOARD_{k.upper()}": str(v) for k, v in dict(store=store, registry=registry, **params).items() if v}}
     return argv, env, token
+
+# %% ../nbs/17_dashboard.ipynb #f1b0c19a
+def wait_for_page_request(environ=None) -> bool:
+    "In a preheated Voila kernel, wait for the page's request and put its variables in `environ` (default `os.environ`); False at once outside one."
+    env = os.environ if environ is None else environ
+    if env.get("VOILA_PREHEAT", "False") == "False": return False
+    import asyncio, threading, websockets
+    base = env.get("VOILA_WS_BASE_URL", env.get("VOILA_SERVER_URL", "/"))
+    url = f"{env.get('VOILA_WS_PROTOCOL', 'ws')}://{env.get('VOILA_APP_IP', '127.0.0.1')}:{env.get('VOILA_APP_PORT', '8866')}{base}voila/query/{env.get('VOILA_KERNEL_ID')}"
+    got = {}
+    async def recv():
+        async with websockets.connect(url, open_timeout=5) as ws: got["info"] = await ws.recv()
+    def run():  # the kernel's own event loop is running: wait on another thread's
+        try: asyncio.new_event_loop().run_until_complete(recv())
+        except Exception as e: got["error"] = e
+    t = threading.Thread(target=run, name="wait-for-request"); t.start(); t.join()
+    if "info" not in got:
+        get_logger("dashboard").warning("waiting for the page's request at %s failed (%r): Voila's own wait", url, got.get("error"))
+        from voila.utils import wait_for_request
+        wait_for_request(); return True
+    env.update(json.loads(got["info"])); return True
+
