@@ -82,7 +82,8 @@ def test_the_monitor_page_renders_the_regime_chart_and_its_numbers_move_with_the
         rows = page.eval_on_selector_all("table.rnb-drift tbody tr", "rs => rs.map(r => Array.from(r.cells).map(c => c.innerText.trim()))")
         head = page.eval_on_selector_all("table.rnb-drift thead th", "hs => hs.map(h => h.innerText.trim())")
         got = {(r[head.index("kind")], r[head.index("name")]): r[head.index("level")] for r in rows}
-        assert ("feature_drift", "realized_vol_20") in got and ("prediction_drift", "regime_frequencies") in got, got
+        from regime_nb.features import FeatureSpec
+        assert {n for k, n in got if k == "feature_drift"} == set(FeatureSpec.default().columns) and ("prediction_drift", "regime_frequencies") in got, got
         assert set(got.values()) <= {"ok", "warning", "critical"}, got
         no_source_visible(page); shot(page, "monitor")
     finally:
