@@ -175,12 +175,13 @@ def _png(fig) -> bytes:
 
 def regime_chart_png(ts, # bar times (any `pd.to_datetime` input)
                      close, # the close of each bar
-                     probs, # n × K regime probabilities, one row per bar (fewer rows: the last bars)
+                     probs, # n × K regime probabilities, one row per bar (fewer rows: the last bars; more: the last rows, a prediction read before its bar)
                      title:str="") -> bytes:
     "Close shaded by the most probable regime over the stacked probabilities, as PNG bytes."
     import matplotlib; matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     t, c, P = pd.to_datetime(ts, utc=True), np.asarray(close, float), np.asarray(probs, float)
+    P = P[-len(t):] if len(t) else P[:0]
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 4.2), sharex=True, gridspec_kw=dict(height_ratios=(3, 1)))
     a1.plot(t, c, color="black", lw=1)
     if P.size:

@@ -71,7 +71,7 @@ def test_the_monitor_page_renders_the_regime_chart_and_its_numbers_move_with_the
         v = serve("monitor", store=cfg.store, registry=registry, run_dir=cfg.run_dir)
         page = browser.new_page(viewport=dict(width=1500, height=1000))
         page.goto(v.url, timeout=60_000)
-        page.wait_for_selector(".rnb-regime-chart[src^='blob:'], img.rnb-regime-chart", timeout=60_000)
+        page.wait_for_selector("img.rnb-regime-chart[src^='blob:']", timeout=60_000)  # drawn, not only placed
         page.wait_for_function("() => !/^-?$/.test(document.querySelector('.rnb-bars').innerText.trim())", timeout=30_000)
         first = page.inner_text(".rnb-last-ts")
         try: page.wait_for_function(f"() => document.querySelector('.rnb-last-ts').innerText.trim() !== {first.strip()!r}", timeout=30_000)  # in place, no reload
@@ -85,6 +85,7 @@ def test_the_monitor_page_renders_the_regime_chart_and_its_numbers_move_with_the
         from regime_nb.features import FeatureSpec
         assert {n for k, n in got if k == "feature_drift"} == set(FeatureSpec.default().columns) and ("prediction_drift", "regime_frequencies") in got, got
         assert set(got.values()) <= {"ok", "warning", "critical"}, got
+        assert "failed" not in page.inner_text(".rnb-status"), page.inner_text(".rnb-status")
         no_source_visible(page); shot(page, "monitor")
     finally:
         sup.stopping = True; stop.set(); th.join(30); mt.join(10)
