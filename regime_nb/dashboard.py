@@ -10,11 +10,12 @@ from pathlib import Path
 from urllib.parse import parse_qs
 import numpy as np, pandas as pd
 from .core import RegimeNbError, get_logger
+from .records import LATEST_SCORES_SQL, book_symbols
 
 # %% auto #0
 __all__ = ['REGIME_COLORS', 'MODELS', 'DASHBOARDS', 'LOCAL_IPS', 'dashboard_params', 'open_read_only', 'read_df', 'MonitorSource',
            'regime_chart_png', 'equity_chart_png', 'html_table', 'research_run', 'runs_frame', 'registry_frames',
-           'dashboards_dir', 'voila_command']
+           'dashboards_dir', 'voila_command', 'wait_for_page_request']
 
 # %% ../nbs/17_dashboard.ipynb #36c8c99a
 def dashboard_params(defaults:dict, # {name: default}: str, int, float or bool
@@ -61,6 +62,7 @@ class MonitorSource:
         self.registry, self.book, self.history = registry, book, history
         self.bars, self.preds, self.equity = pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
         self.cursor, self.blocked, self.decisions = dict(bars=-1, preds=-1, equity=-1, decision=0), {}, 0
+        self.scores, self.score_id = {}, 0  # the newest row of each monitor score, every book's; the last id read
         self.conn = self.market = None
     def _connect(self):
         if self.conn is None: self.conn = open_read_only(self.store_path)
@@ -71,9 +73,8 @@ def _tail(df, new, n): return (new if df.empty else pd.concat([df, new], ignore_
 
 def _refresh_market(self):
     if self.book is None:
-        s = read_df(self.market, "SELECT symbol FROM bars ORDER BY ts_ns DESC LIMIT 1")
-        if s.empty: return 0
-        self.book = s.symbol[0]
+        if not (books := book_symbols(self.market)): return 0
+        self.book = books[0]
     b = read_df(self.market, "SELECT ts_ns, close FROM bars WHERE symbol = ? AND ts_ns > ? ORDER BY ts_ns DESC LIMIT ?", (self.book, self.cursor["bars"], self.history))[::-1]
     q = read_df(self.market, "SELECT ts_ns, model_version, probs, regime, confidence, latency_us FROM predictions WHERE symbol = ? AND ts_ns > ? ORDER BY ts_ns DESC LIMIT ?",
                 (self.book, self.cursor["preds"], self.history))[::-1]
@@ -94,7 +95,13 @@ def _refresh_account(self):
             rs = json.loads(r.reasons) if r.reasons else []
             k = rs[0].split(":")[0] if rs else "refused"; self.blocked[k] = self.blocked.get(k, 0) + 1
     if len(d): self.cursor["decision"] = int(d.id.iloc[-1])
-    return len(e) + len(d)
+    return len(e) + len(d) + _refresh_scores(self)
+
+def _refresh_scores(self):
+    s = read_df(self.conn, LATEST_SCORES_SQL, (self.score_id,))  # the newest of each score, if past the cursor (monitor_scores_latest: one row per score)
+    for r in s.to_dict("records"): self.scores[(r["book"], r["kind"], r["name"])] = r
+    if len(s): self.score_id = int(s.id.max())
+    return len(s)
 
 # %% ../nbs/17_dashboard.ipynb #3a5832fe
 def _refresh(self) -> int:
@@ -112,6 +119,29 @@ def _models(self) -> pd.DataFrame:
     finally:
         if reg is not None: reg.close()
 MonitorSource.models = _models
+
+def _books(self) -> list:
+    "The symbols with bars in the market store (the books a live run trades)."
+    self._connect()
+    return book_symbols(self.market) if self.market is not None else []
+MonitorSource.books = _books
+
+def _select(self, book:str):
+    "Show `book`: its bars, predictions, equity and decisions are read afresh at the next refresh (the scores of every book are kept)."
+    self.book, self.bars, self.preds, self.equity = book, pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
+    self.cursor, self.blocked, self.decisions = dict(bars=-1, preds=-1, equity=-1, decision=0), {}, 0
+MonitorSource.select = _select
+
+_KINDS = ("feature_drift", "prediction_drift", "regime_stability")
+
+def _drift(self) -> pd.DataFrame:
+    "The newest recorded score of each feature and regime figure of the shown book, with its level ('ok': within the thresholds)."
+    rows = [r for (b, _, _), r in self.scores.items() if b == self.book]
+    if not rows: return pd.DataFrame()
+    df = pd.DataFrame(rows).assign(level=lambda d: d.level.fillna("ok"), order=lambda d: d.kind.map(_KINDS.index)).sort_values(["order", "name"])
+    df = df.astype({c: float for c in ("psi", "ks", "value", "train_value")})  # NULL: NaN, shown as an empty cell
+    return df[["kind", "name", "level", "psi", "ks", "value", "train_value", "n", "model_version", "ts_ns"]].reset_index(drop=True)
+MonitorSource.drift = _drift
 
 # %% ../nbs/17_dashboard.ipynb #7ad907cc
 def _snapshot(self) -> dict:
@@ -137,18 +167,21 @@ MonitorSource.snapshot = _snapshot
 # %% ../nbs/17_dashboard.ipynb #e0f4fe26
 REGIME_COLORS = ("#2ca02c", "#d62728", "#1f77b4", "#ff7f0e", "#9467bd", "#8c564b")
 
+_MARGINS = dict(left=0.1, right=0.98, top=0.92, bottom=0.1, hspace=0.12)  # fixed: `tight_layout` measured every label again, a third of a redraw
+
 def _png(fig) -> bytes:
     import matplotlib.pyplot as plt
     buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=80); plt.close(fig); return buf.getvalue()
 
 def regime_chart_png(ts, # bar times (any `pd.to_datetime` input)
                      close, # the close of each bar
-                     probs, # n × K regime probabilities, one row per bar (fewer rows: the last bars)
+                     probs, # n × K regime probabilities, one row per bar (fewer rows: the last bars; more: the last rows, a prediction read before its bar)
                      title:str="") -> bytes:
     "Close shaded by the most probable regime over the stacked probabilities, as PNG bytes."
     import matplotlib; matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     t, c, P = pd.to_datetime(ts, utc=True), np.asarray(close, float), np.asarray(probs, float)
+    P = P[-len(t):] if len(t) else P[:0]
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 4.2), sharex=True, gridspec_kw=dict(height_ratios=(3, 1)))
     a1.plot(t, c, color="black", lw=1)
     if P.size:
@@ -157,7 +190,7 @@ def regime_chart_png(ts, # bar times (any `pd.to_datetime` input)
             a1.fill_between(tp, c.min(), c.max(), where=lab == k, color=REGIME_COLORS[k % 6], alpha=0.18, step="mid", label=f"regime {k}")
         a2.stackplot(tp, P.T, colors=[REGIME_COLORS[k % 6] for k in range(P.shape[1])], alpha=0.8); a2.set_ylim(0, 1)
         a1.legend(loc="upper left", fontsize=8)
-    a1.set_title(title, fontsize=10); a2.set_ylabel("P(regime)"); fig.tight_layout()
+    a1.set_title(title, fontsize=10); a2.set_ylabel("P(regime)"); fig.subplots_adjust(**_MARGINS)
     return _png(fig)
 
 def equity_chart_png(ts, equity, expected=None, # the backtest's equity at the same bars (optional)
@@ -171,7 +204,7 @@ def equity_chart_png(ts, equity, expected=None, # the backtest's equity at the s
     if expected is not None: a1.plot(t, np.asarray(expected, float), lw=1, ls="--", color="gray", label=labels[1])
     a1.legend(loc="upper left", fontsize=8); a1.set_title(title, fontsize=10)
     a2.fill_between(t, 0, -(1 - e / np.maximum.accumulate(e)) if len(e) else [], color="#d62728", alpha=0.4); a2.set_ylabel("drawdown")
-    fig.tight_layout(); return _png(fig)
+    fig.subplots_adjust(**_MARGINS); return _png(fig)
 
 # %% ../nbs/17_dashboard.ipynb #bd419471
 def html_table(df:pd.DataFrame, cls:str, # CSS class of the table (browser tests find it)
@@ -266,3 +299,25 @@ def voila_command(name:str, # one of DASHBOARDS
     if preheat: argv += ["--preheat_kernel=True", "--pool_size=1"]
     env = {**os.environ, **{f"RNB_DASHBOARD_{k.upper()}": str(v) for k, v in dict(store=store, registry=registry, **params).items() if v}}
     return argv, env, token
+
+# %% ../nbs/17_dashboard.ipynb #f1b0c19a
+def wait_for_page_request(environ=None) -> bool:
+    "In a preheated Voila kernel, wait for the page's request and put its variables in `environ` (default `os.environ`); False at once outside one."
+    env = os.environ if environ is None else environ
+    if env.get("VOILA_PREHEAT", "False") == "False": return False
+    import asyncio, threading, websockets
+    base = env.get("VOILA_WS_BASE_URL", env.get("VOILA_SERVER_URL", "/"))
+    url = f"{env.get('VOILA_WS_PROTOCOL', 'ws')}://{env.get('VOILA_APP_IP', '127.0.0.1')}:{env.get('VOILA_APP_PORT', '8866')}{base}voila/query/{env.get('VOILA_KERNEL_ID')}"
+    got = {}
+    async def recv():
+        async with websockets.connect(url, open_timeout=5) as ws: got["info"] = await ws.recv()
+    def run():  # the kernel's own event loop is running: wait on another thread's
+        try: asyncio.new_event_loop().run_until_complete(recv())
+        except Exception as e: got["error"] = e
+    t = threading.Thread(target=run, name="wait-for-request"); t.start(); t.join()
+    if "info" not in got:
+        get_logger("dashboard").warning("waiting for the page's request at %s failed (%r): Voila's own wait", url, got.get("error"))
+        from voila.utils import wait_for_request
+        wait_for_request(); return True
+    env.update(json.loads(got["info"])); return True
+

@@ -12,7 +12,7 @@ import numpy as np, pandas as pd
 from numba import njit
 from .core import RegimeNbError, SettingsError, get_logger, load_settings
 from .registry import PROFILE_FORMAT, regime_stats
-from .records import ALERT_LEVELS, now_ns
+from .records import ALERT_LEVELS, book_symbols, now_ns
 from .store import Store
 
 # %% auto #0
@@ -232,6 +232,7 @@ class BookWatch:
         self.lat_buckets = np.zeros(len(LATENCY_BUCKETS_S) + 1, dtype=np.int64); self.lat_sum_s = 0.0
         self.equity = self.drawdown = self.confidence = math.nan; self.regime = -1
         self.new_bar_wall = None  # wall-clock time a new bar was last seen: feed staleness
+        self.recorded = {}  # (kind, name) -> the score's figures last written to the store
 
 # %% ../nbs/13_monitor.ipynb #0043dd4f
 class Monitor:
@@ -263,11 +264,7 @@ def _first_reason(reasons) -> str:
     r = json.loads(reasons) if reasons else []
     return r[0].split(":")[0] if r else "refused"
 
-def _symbols(market:Store) -> list:
-    "The symbols that have bars, one index probe each (no scan)."
-    out, s = [], ""
-    while (r := market.query_one("SELECT MIN(symbol) FROM bars WHERE symbol > ?", (s,))) is not None and r[0] is not None: out.append(s := r[0])
-    return out
+
 
 # %% ../nbs/13_monitor.ipynb #6e589540
 from fastcore.basics import patch_to
@@ -373,29 +370,62 @@ def _rollback(self, b:BookWatch):
 
 # %% ../nbs/13_monitor.ipynb #d2ca2c7c
 @patch_to(Monitor)
-def book_verdicts(self, b:BookWatch) -> list:
-    "Feature drift, prediction drift, regime stability, performance and latency of one book."
-    c, s, out = self.c, b.symbol, []
+def book_scores(self, b:BookWatch) -> list:
+    "The book's drift scores now, with the level each check gives them: dicts with `regime_nb.records.SCORE_COLUMNS` keys."
+    c, out = self.c, []
     if b.drift is not None:
-        sc = b.drift.scores()
-        for f, r in sc.iterrows():
+        for f, r in b.drift.scores().iterrows():
             lv = worst(level_of(r.psi, c["psi_warning"], c["psi_critical"]), level_of(r.ks, c["ks_warning"], c["ks_critical"])) if r.n >= c["drift_min_bars"] else None
-            out.append(Verdict(f"feature_drift:{s}:{f}", lv, "feature_drift", f"{s} {f}: PSI {r.psi:.3f}, KS {r.ks:.3f} over the last {int(r.n)} bars against training "
-                               f"(warning above PSI {c['psi_warning']:g} or KS {c['ks_warning']:g}, critical above {c['psi_critical']:g} or {c['ks_critical']:g})"))
-    if b.regimes is not None and (g := b.regimes.scores())["n"] >= c["drift_min_bars"]:
-        out.append(Verdict(f"prediction_drift:{s}", level_of(g["psi"], c["psi_warning"], c["psi_critical"]), "prediction_drift",
-                           f"{s}: regime frequencies {np.round(g['freq'], 3).tolist()} over {g['n']} bars, PSI {g['psi']:.3f} against training {np.round(b.regimes.train['freq'], 3).tolist()}"))
-        k = c["stability_ratio"]
-        bad = [f"{what} {g[key]:.3g} > {k:g} x training's {g['train_' + key]:.3g}" for what, key in (("switches per bar", "switch_rate"), ("mean entropy", "entropy"))
-               if g[key] > k * g["train_" + key]]
+            out.append(dict(kind="feature_drift", name=f, psi=r.psi, ks=r.ks, n=int(r.n), level=lv))
+    if b.regimes is not None and (g := b.regimes.scores())["n"] >= 2:
+        judged, k = g["n"] >= c["drift_min_bars"], c["stability_ratio"]
+        out.append(dict(kind="prediction_drift", name="regime_frequencies", psi=g["psi"], n=g["n"], freq=g["freq"],
+                        level=level_of(g["psi"], c["psi_warning"], c["psi_critical"]) if judged else None))
+        for key in ("switch_rate", "entropy", "mean_duration"):
+            bad = key != "mean_duration" and judged and g[key] > k * g["train_" + key]
+            out.append(dict(kind="regime_stability", name=key, value=g[key], train_value=g["train_" + key], n=g["n"], level="warning" if bad else None))
+    return out
+
+@patch_to(Monitor)
+def book_verdicts(self, b:BookWatch, scores:list|None=None) -> list:
+    "Feature drift, prediction drift, regime stability (from `scores`, default `book_scores(b)`), performance and latency of one book."
+    c, s, out = self.c, b.symbol, []
+    sc = self.book_scores(b) if scores is None else scores
+    for r in (r for r in sc if r["kind"] == "feature_drift"):
+        out.append(Verdict(f"feature_drift:{s}:{r['name']}", r["level"], "feature_drift", f"{s} {r['name']}: PSI {r['psi']:.3f}, KS {r['ks']:.3f} over the last {r['n']} bars against training "
+                           f"(warning above PSI {c['psi_warning']:g} or KS {c['ks_warning']:g}, critical above {c['psi_critical']:g} or {c['ks_critical']:g})"))
+    g = {r["name"]: r for r in sc if r["kind"] != "feature_drift"}
+    if g and g["regime_frequencies"]["n"] >= c["drift_min_bars"]:
+        p = g["regime_frequencies"]
+        out.append(Verdict(f"prediction_drift:{s}", p["level"], "prediction_drift",
+                           f"{s}: regime frequencies {np.round(p['freq'], 3).tolist()} over {p['n']} bars, PSI {p['psi']:.3f} against training {np.round(b.regimes.train['freq'], 3).tolist()}"))
+        bad = [f"{what} {g[key]['value']:.3g} > {c['stability_ratio']:g} x training's {g[key]['train_value']:.3g}" for what, key in (("switches per bar", "switch_rate"), ("mean entropy", "entropy"))
+               if g[key]["level"]]
+        md = g["mean_duration"]
         out.append(Verdict(f"regime_stability:{s}", "warning" if bad else None, "regime_stability",
-                           f"{s}: {'; '.join(bad) if bad else 'stable'} (mean regime duration {g['mean_duration']:.3g} bars, training {g['train_mean_duration']:.3g})"))
+                           f"{s}: {'; '.join(bad) if bad else 'stable'} (mean regime duration {md['value']:.3g} bars, training {md['train_value']:.3g})"))
     out.append(Verdict(f"performance:{s}", "warning" if b.why else None, "performance", b.why or f"{s}: model {b.version} within its validation figures"))
     if len(b.latency_us) >= 20:
         p99 = float(np.percentile(b.latency_us, 99)) / 1e3
         out.append(Verdict(f"latency:{s}", "warning" if p99 > c["latency_sla_ms"] else None, "latency",
                            f"{s}: prediction latency p99 {p99:.3g} ms over the last {len(b.latency_us)} bars (SLA {c['latency_sla_ms']:g} ms)"))
     return out
+
+
+# %% ../nbs/13_monitor.ipynb #73286dae
+def _figures(r:dict) -> tuple:
+    "What makes a score row different from the last one written: its numbers (NaN as None) and level."
+    return tuple(None if (v := r.get(k)) is None or (isinstance(v, float) and math.isnan(v)) else v for k in ("psi", "ks", "value", "train_value", "n", "level"))
+
+@patch_to(Monitor)
+def _record_scores(self, b:BookWatch, scores:list) -> int:
+    "Record the scores of `b` that changed since the last poll; returns how many rows were written."
+    new = [r for r in scores if b.recorded.get((b.version, r["kind"], r["name"])) != _figures(r)]
+    if not new: return 0
+    self.store.record_scores(b.symbol, new, model_version=b.version, bar_ns=b.bar_ns if b.bar_ns and b.bar_ns > 0 else None)
+    for r in new: b.recorded[(b.version, r["kind"], r["name"])] = _figures(r)
+    return len(new)
+
 
 # %% ../nbs/13_monitor.ipynb #8aedfc25
 @patch_to(Monitor)
@@ -418,13 +448,16 @@ def system_verdicts(self) -> list:
 # %% ../nbs/13_monitor.ipynb #f8f1a9f6
 @patch_to(Monitor)
 def poll(self) -> list:
-    "Read what is new, judge every check, record what changed as alert episodes; returns the verdicts."
+    "Read what is new, judge every check, record the scores that changed and what changed as alert episodes; returns the verdicts."
     t0 = time.perf_counter()
     with self.lock:
-        for s in _symbols(self.market): self.books.setdefault(s, BookWatch(s, int(self.c["drift_window"])))
+        for s in book_symbols(self.market): self.books.setdefault(s, BookWatch(s, int(self.c["drift_window"])))
         for b in self.books.values(): self._read_book(b)
         self._read_record()
-        verdicts = [v for b in self.books.values() for v in self.book_verdicts(b)] + self.system_verdicts()
+        verdicts = []
+        for b in self.books.values():
+            sc = self.book_scores(b); verdicts += self.book_verdicts(b, sc); self._record_scores(b, sc)
+        verdicts += self.system_verdicts()
         self.alerts.apply(verdicts)
         self.polls += 1; self.poll_s += time.perf_counter() - t0
     return verdicts

@@ -15,8 +15,8 @@ from .store import Store, StoreError
 _log = get_logger("store")  # the store's own logger
 
 # %% auto #0
-__all__ = ['ORDER_STATUSES', 'OPEN_STATUSES', 'FINAL_STATUSES', 'ALERT_LEVELS', 'HEALTH_STATUSES', 'now_ns',
-           'new_client_order_id', 'RecordWriter']
+__all__ = ['ORDER_STATUSES', 'OPEN_STATUSES', 'FINAL_STATUSES', 'ALERT_LEVELS', 'HEALTH_STATUSES', 'SCORE_COLUMNS',
+           'LATEST_SCORES_SQL', 'now_ns', 'new_client_order_id', 'book_symbols', 'RecordWriter']
 
 # %% ../nbs/10a_records.ipynb #4f3b8274
 ORDER_STATUSES = ("pending", "sent", "acked", "working", "partially_filled", "filled", "cancelled", "rejected")
@@ -172,6 +172,14 @@ def record_prediction_block(self, symbol:str, ts_ns, # the bars' timestamps (epo
     data = list(zip([str(symbol)] * n, ts.tolist(), [int(model_version)] * n, text, P.argmax(1).tolist(), P.max(1).tolist(), lat))
     with self.transaction(): self.conn.executemany("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?)", data)
     return n
+
+# %% ../nbs/10a_records.ipynb #883340ed
+def book_symbols(db) -> list:
+    "The symbols with bars in `db` (a Store or a sqlite3 connection), in order, one index probe each."
+    out, s = [], ""
+    while (r := db.execute("SELECT MIN(symbol) FROM bars WHERE symbol > ?", (s,)).fetchone()) is not None and r[0] is not None: out.append(s := r[0])
+    return out
+
 
 # %% ../nbs/10a_records.ipynb #e9134b1b
 @patch_to(Store)
@@ -454,6 +462,32 @@ def record_shadow_rows(self, rows, # tuples in `_SHADOW_COLUMNS` order: symbol, 
 def shadow_rows(self, symbol:str, version:int, since_ns:int=0) -> pd.DataFrame:
     "The shadow book of model `version` for `symbol` from `since_ns` (epoch ns), oldest first."
     return self.query_df("SELECT * FROM shadow_book WHERE symbol = ? AND version = ? AND ts_ns >= ? ORDER BY ts_ns", (symbol, int(version), int(since_ns)))
+
+# %% ../nbs/10a_records.ipynb #9772544f
+SCORE_COLUMNS = ("kind", "name", "psi", "ks", "value", "train_value", "n", "level")
+LATEST_SCORES_SQL = "SELECT * FROM monitor_scores_latest WHERE id > ? ORDER BY book, kind, name"  # the newest row of each score, if past a cursor
+
+@patch_to(Store)
+def record_scores(self, book:str, rows, # dicts with `SCORE_COLUMNS` keys (a missing or NaN number: NULL; level None: within the thresholds)
+                  model_version:int|None=None, bar_ns=None, # the served version and the book's last bar they include
+                  ts_ns=None) -> int:
+    "Record scores of `book` in one transaction; returns how many."
+    t, b = _to_ns(ts_ns, "ts_ns") or now_ns(), _to_ns(bar_ns, "bar_ns")
+    data = [(t, b, str(book), None if model_version is None else int(model_version), r["kind"], str(r["name"]),
+             *(_opt_float(r.get(c)) for c in SCORE_COLUMNS[2:6]), int(r.get("n") or 0), r.get("level")) for r in rows]
+    cols = "ts_ns, bar_ns, book, model_version, kind, name, psi, ks, value, train_value, n, level"
+    with self.transaction():
+        for r in data:
+            rid = self.conn.execute(f"INSERT INTO monitor_scores ({cols}) VALUES ({', '.join('?' * 12)})", r).lastrowid
+            self.conn.execute(f"INSERT OR REPLACE INTO monitor_scores_latest (id, {cols}) VALUES ({', '.join('?' * 13)})", (rid, *r))
+    return len(data)
+
+@patch_to(Store)
+def latest_scores(self, book:str|None=None, after_id:int=0) -> pd.DataFrame:
+    "The newest row of each recorded score (of `book`, or every book), if it is past `after_id`."
+    df = self.query_df(LATEST_SCORES_SQL, (int(after_id),))
+    return df if book is None else df[df.book == book].reset_index(drop=True)
+
 
 # %% ../nbs/10a_records.ipynb #adca97a3
 @patch_to(Store)

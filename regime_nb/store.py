@@ -250,6 +250,33 @@ MIGRATIONS.append(Migration(len(MIGRATIONS) + 1, "shadow book", (
         traded      REAL NOT NULL DEFAULT 0,   -- that trade's exposure change (0: no trade)
         PRIMARY KEY (symbol, version, ts_ns))""",)))
 
+# %% ../nbs/10_store.ipynb #fbc5bb41
+# the monitor's drift scores at each poll that changed them: one row per book, served version and score (a feature's PSI and KS,
+# the regime frequencies' PSI, a stability figure against training's), with the level the monitor gave it; and the newest row of each
+# score again, keyed by it (as health_latest is to health), so reading the latest costs the number of scores, not of rows
+MIGRATIONS.append(Migration(len(MIGRATIONS) + 1, "monitor scores", (
+    """CREATE TABLE monitor_scores (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts_ns         INTEGER NOT NULL,        -- when the monitor computed it (wall clock)
+        bar_ns        INTEGER,                 -- the book's last bar it includes
+        book          TEXT NOT NULL,
+        model_version INTEGER,
+        kind          TEXT NOT NULL CHECK (kind IN ('feature_drift', 'prediction_drift', 'regime_stability')),
+        name          TEXT NOT NULL,           -- a feature; 'regime_frequencies'; 'switch_rate', 'entropy', 'mean_duration'
+        psi           REAL,
+        ks            REAL,
+        value         REAL,                    -- a stability figure, live
+        train_value   REAL,                    -- and in training
+        n             INTEGER NOT NULL,        -- live bars it is computed on
+        level         TEXT CHECK (level IN ('info', 'warning', 'error', 'critical')))""",  # NULL: within the thresholds
+    "CREATE INDEX monitor_scores_by_score ON monitor_scores(book, kind, name, id)",
+    """CREATE TABLE monitor_scores_latest (
+        book TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+        id   INTEGER NOT NULL,                 -- the monitor_scores row it repeats: a reader's cursor
+        ts_ns INTEGER NOT NULL, bar_ns INTEGER, model_version INTEGER, psi REAL, ks REAL, value REAL, train_value REAL, n INTEGER NOT NULL, level TEXT,
+        PRIMARY KEY (book, kind, name))""")))
+
+
 # %% ../nbs/10_store.ipynb #6b16a702
 _log = get_logger("store")
 

@@ -36,6 +36,25 @@ def test_drift_scores_equal_scipy_and_a_one_sigma_shift_raises_one_alert(tmp_pat
         assert [a["episode"] for a in new] == ([] if shifted is None else [f"feature_drift:spx:{shifted}"]), new
     assert len(Store(tmp_path/"m.sqlite").alerts()) == 1
 
+def test_each_poll_records_the_scores_it_judged_and_the_dashboard_reads_the_latest(tmp_path, profile):
+    from regime_nb.dashboard import MonitorSource
+    from regime_nb.monitor import RegimeDrift
+    train, prof, rng = profile
+    mon = Monitor(tmp_path/"m.sqlite", settings=load_settings(env={}), registry=tmp_path)
+    same = pd.DataFrame(rng.standard_normal((250, 4)), columns=list("abcd"))
+    b = mon.books["spx"] = BookWatch("spx", 250)
+    b.drift, b.regimes = FeatureDrift(prof, window=250).update(same), RegimeDrift(prof, window=250).update(np.tile([0.8, 0.2], (250, 1)))
+    src = MonitorSource(tmp_path/"m.sqlite", book="spx")
+    levels = lambda: src.drift().set_index("name").level.to_dict()
+    mon.poll(); src.refresh()
+    assert levels() == {n: "ok" for n in ["a", "b", "c", "d", "regime_frequencies", "entropy", "mean_duration", "switch_rate"]} and not mon.alerts.open, levels()
+    b.drift.update(same.assign(c=same["c"] + 1.0)); mon.poll(); src.refresh()
+    lv = levels(); assert lv.pop("c") in ("warning", "critical") and set(lv.values()) == {"ok"}, levels()
+    b.drift.update(same); mon.poll(); src.refresh()  # the shift is gone: recorded as such, the episode cleared
+    assert set(levels().values()) == {"ok"} and not mon.alerts.open
+    rows = Store(tmp_path/"m.sqlite").query_df("SELECT name, level FROM monitor_scores WHERE name = 'c' ORDER BY id")
+    assert rows.level.fillna("ok").tolist() in (["ok", "warning", "ok"], ["ok", "critical", "ok"]), rows
+
 def test_alert_episodes_are_recorded_once_and_their_clearing_too(tmp_path):
     st = Store(tmp_path/"m.sqlite"); book = AlertBook(st)
     down = Verdict("service_health:prediction", "critical", "service_health", "prediction is down")
