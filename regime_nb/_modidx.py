@@ -753,7 +753,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'regime_nb.monitor.WebhookSender.stop': ('monitor.html#webhooksender.stop', 'regime_nb/monitor.py'),
                                    'regime_nb.monitor._add': ('monitor.html#_add', 'regime_nb/monitor.py'),
                                    'regime_nb.monitor._figures': ('monitor.html#_figures', 'regime_nb/monitor.py'),
-                                   'regime_nb.monitor._first_reason': ('monitor.html#_first_reason', 'regime_nb/monitor.py'),
                                    'regime_nb.monitor.alert_text': ('monitor.html#alert_text', 'regime_nb/monitor.py'),
                                    'regime_nb.monitor.drift_push_nb': ('monitor.html#drift_push_nb', 'regime_nb/monitor.py'),
                                    'regime_nb.monitor.drift_scores_nb': ('monitor.html#drift_scores_nb', 'regime_nb/monitor.py'),

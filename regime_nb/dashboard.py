@@ -11,6 +11,7 @@ from urllib.parse import parse_qs
 import numpy as np, pandas as pd
 from .core import RegimeNbError, get_logger
 from .records import LATEST_SCORES_SQL, book_symbols
+from .risk import refusal_cause
 
 # %% auto #0
 __all__ = ['REGIME_COLORS', 'MODELS', 'DASHBOARDS', 'LOCAL_IPS', 'dashboard_params', 'open_read_only', 'read_df', 'MonitorSource',
@@ -83,6 +84,7 @@ def _refresh_market(self):
     return len(b) + len(q)
 
 def _refresh_account(self):
+
     book = self.book or ""
     has_book = not read_df(self.conn, "SELECT 1 FROM equity WHERE book = ? LIMIT 1", (book,)).empty
     e = read_df(self.conn, "SELECT ts_ns, cash, equity, positions, drawdown FROM equity WHERE book = ? AND ts_ns > ? ORDER BY ts_ns DESC LIMIT ?",
@@ -92,8 +94,7 @@ def _refresh_account(self):
     for r in d.itertuples():
         self.decisions += 1
         if not r.allowed:
-            rs = json.loads(r.reasons) if r.reasons else []
-            k = rs[0].split(":")[0] if rs else "refused"; self.blocked[k] = self.blocked.get(k, 0) + 1
+            k = refusal_cause(r.reasons); self.blocked[k] = self.blocked.get(k, 0) + 1
     if len(d): self.cursor["decision"] = int(d.id.iloc[-1])
     return len(e) + len(d) + _refresh_scores(self)
 

@@ -13,6 +13,7 @@ from numba import njit
 from .core import RegimeNbError, SettingsError, get_logger, load_settings
 from .registry import PROFILE_FORMAT, regime_stats
 from .records import ALERT_LEVELS, book_symbols, now_ns
+from .risk import refusal_cause
 from .store import Store
 
 # %% auto #0
@@ -260,9 +261,7 @@ class Monitor:
 def _add(totals, name, book, label="", n=1):
     totals[(name, book, label)] = totals.get((name, book, label), 0) + n
 
-def _first_reason(reasons) -> str:
-    r = json.loads(reasons) if reasons else []
-    return r[0].split(":")[0] if r else "refused"
+
 
 
 
@@ -346,7 +345,7 @@ def _read_record(self, limit:int=20000):
     if rows: self.cursor["equity"] = rows[-1]["rowid"]
     for r in (rows := self.store.query("SELECT id, symbol, allowed, reasons FROM decisions WHERE id > ? ORDER BY id LIMIT ?", (self.cursor["decisions"], limit))):
         _add(self.totals, "decisions", r["symbol"])
-        if not r["allowed"]: _add(self.totals, "risk_rejections", r["symbol"], _first_reason(r["reasons"]))
+        if not r["allowed"]: _add(self.totals, "risk_rejections", r["symbol"], refusal_cause(r["reasons"]))
     if rows: self.cursor["decisions"] = rows[-1]["id"]
     for t in ("orders", "fills"):
         rows = self.store.query(f"SELECT rowid, symbol FROM {t} WHERE rowid > ? ORDER BY rowid LIMIT ?", (self.cursor[t], limit))
