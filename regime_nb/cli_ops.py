@@ -96,7 +96,7 @@ def cmd_report_shadow(args) -> int:
     from regime_nb.gates import compare_shadow
     from regime_nb.store import Store
     from regime_nb.strategies import RegimeExposure, make_strategy
-    from regime_nb.live import market_store_path
+    from regime_nb.records import market_store_path
     s = _settings(args)
     path = args.store or s.paths.store
     market = market_store_path(path)  # a live run keeps bars and predictions beside its store

@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import parse_qs
 import numpy as np, pandas as pd
 from .core import RegimeNbError, get_logger
-from .records import LATEST_SCORES_SQL, book_symbols
+from .records import LATEST_SCORES_SQL, book_symbols, market_store_path
 from .risk import refusal_cause
 
 # %% auto #0
@@ -59,7 +59,7 @@ class MonitorSource:
                  history:int=500, # bars kept for the charts
                 ):
         p = Path(str(store)); self.store_path = p
-        self.market_path = Path(str(market_store)) if market_store else p.with_name(f"{p.stem}.market{p.suffix or '.sqlite'}") if p.name else p
+        self.market_path = Path(str(market_store)) if market_store else Path(market_store_path(p)) if p.name else p
         self.registry, self.book, self.history = registry, book, history
         self.bars, self.preds, self.equity = pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
         self.cursor, self.blocked, self.decisions = dict(bars=-1, preds=-1, equity=-1, decision=0), {}, 0

@@ -14,12 +14,13 @@ from fastcore.basics import patch_to
 from .core import RegimeNbError, get_logger
 from .data import OHLCV
 from .bus import Heartbeat, HeartbeatMonitor, Publisher, Subscriber, check_endpoint
+from .records import market_store_path  # the market store beside a run's store
 
 # %% auto #0
 __all__ = ['DURABILITY', 'EXECUTIONS', 'SYMBOL_RE', 'PUBLISHERS', 'TICK_COLUMNS', 'BAR_FIELDS', 'PRICE_COL', 'free_endpoint',
-           'make_curve_keys', 'local_endpoint', 'check_execution', 'market_store_path', 'LiveConfig', 'SnapshotFile',
-           'RecordLog', 'IntentJournal', 'StartupPhases', 'is_ticks', 'recorded_bars', 'replay_data', 'replay_bars',
-           'model_spec', 'bar_columns_from_body', 'bars_from_body', 'rows_from_body', 'bars_body', 'features_from_body',
+           'make_curve_keys', 'local_endpoint', 'check_execution', 'LiveConfig', 'SnapshotFile', 'RecordLog',
+           'IntentJournal', 'StartupPhases', 'is_ticks', 'recorded_bars', 'replay_data', 'replay_bars', 'model_spec',
+           'bar_columns_from_body', 'bars_from_body', 'rows_from_body', 'bars_body', 'features_from_body',
            'regimes_from_body', 'percentiles_us', 'bars_in', 'Service']
 
 # %% ../nbs/12_live.ipynb #738754de
@@ -65,10 +66,6 @@ def check_execution(spec) -> dict:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise RegimeNbError(f"live config execution timeout_bars={n!r}: expected an integer >= 1, the bars a limit order may work before it is given up")
     return dict(out, offset_bps=float(off))
-
-def market_store_path(store) -> str:
-    "Where the bars and predictions of a live run recorded in `store` are: `<store>.market.sqlite` beside it."
-    p = Path(store); return str(p.with_name(f"{p.stem}.market{p.suffix or '.sqlite'}"))
 
 # %% ../nbs/12_live.ipynb #f3785fa9
 def _check_pacing(c):

@@ -244,7 +244,7 @@ class Monitor:
                  settings=None, # `load_settings()` by default: `[monitor]` thresholds, `[risk]` degradation limits
                  retrain=None, # retrain(reason): called when a critical drift alert opens (see `RetrainTrigger`)
                  on_new=None): # on_new(alerts): called after alerts are recorded (a `WebhookSender.notify`)
-        from regime_nb.live import market_store_path
+        from regime_nb.records import market_store_path
         from regime_nb.risk import RiskLimits
         self.settings = settings if settings is not None else load_settings()
         self.c, self.limits = dict(self.settings["monitor"]), RiskLimits.from_settings(self.settings)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json, math, sqlite3, threading, time, uuid
 from collections import deque
 from datetime import datetime
+from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.basics import patch_to
 from .core import get_logger
@@ -16,7 +17,7 @@ _log = get_logger("store")  # the store's own logger
 
 # %% auto #0
 __all__ = ['ORDER_STATUSES', 'OPEN_STATUSES', 'FINAL_STATUSES', 'ALERT_LEVELS', 'HEALTH_STATUSES', 'SCORE_COLUMNS',
-           'LATEST_SCORES_SQL', 'now_ns', 'new_client_order_id', 'book_symbols', 'RecordWriter']
+           'LATEST_SCORES_SQL', 'now_ns', 'new_client_order_id', 'book_symbols', 'market_store_path', 'RecordWriter']
 
 # %% ../nbs/10a_records.ipynb #4f3b8274
 ORDER_STATUSES = ("pending", "sent", "acked", "working", "partially_filled", "filled", "cancelled", "rejected")
@@ -180,6 +181,11 @@ def book_symbols(db) -> list:
     while (r := db.execute("SELECT MIN(symbol) FROM bars WHERE symbol > ?", (s,)).fetchone()) is not None and r[0] is not None: out.append(s := r[0])
     return out
 
+
+# %% ../nbs/10a_records.ipynb #a6840d0e
+def market_store_path(store) -> str:
+    "Where the bars and predictions of a live run recorded in `store` are: `<store>.market.sqlite` beside it."
+    p = Path(store); return str(p.with_name(f"{p.stem}.market{p.suffix or '.sqlite'}"))
 
 # %% ../nbs/10a_records.ipynb #e9134b1b
 @patch_to(Store)
