@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 NB_WORKERS ?= 2
+PYTEST_WORKERS ?= 2
 
 .PHONY: setup demo test check-sync test-nbs test-py test-slow bench lab clean
 
@@ -32,7 +33,7 @@ test-nbs: setup
 	$(BIN)/nbdev-test --n-workers $(NB_WORKERS)
 
 test-py: setup
-	$(BIN)/python -m pytest -q -m "not slow" --durations=20 tests
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m "not slow" --durations=20 tests
 
 # evaluations too slow for every change (issue 15's model-choice protocol on the S&P 500 and the NASDAQ: 7-18 minutes each)
 test-slow: setup
