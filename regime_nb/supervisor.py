@@ -173,7 +173,8 @@ def summary(self) -> str:
     undecided = sum(t.get("undecided", 0) for t in ts)
     why = (f", blocked by risk {sum(blocked.values())} ({', '.join(f'{k} {n}' for k, n in sorted(blocked.items(), key=lambda kv: -kv[1]))})" if blocked else "") + (f", undecided {undecided}" if undecided else "")
     silent = f", silent {', '.join(sorted(self.silent))}" if self.silent else ""
-    return (f"[live] bars {n_bars}/{self.n_replay} ({self.rate:.0f}/s), latency {lat}, equity {equity:.4f}, "
+    rate = sum(t.get("bars_per_s") or 0 for t in ts) if ts and all(t.get("done") for t in ts) else self.rate  # a finished run: its own rate, not the last second's (0 once it ended)
+    return (f"[live] bars {n_bars}/{self.n_replay} ({rate:.0f}/s), latency {lat}, equity {equity:.4f}, "
             f"regime {regime}, halted {halted or 'no'}{why}, alerts {n_alerts}{silent}, restarts {sum(self.restarts.values())}"
             + (f", not ready: {', '.join(f'{n} {s}' for n, s in starting.items())}" if starting else ""))
 
