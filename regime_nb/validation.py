@@ -401,6 +401,7 @@ def pick_simplest(live:pd.DataFrame, # candidate rows: n_regimes, rule, bic, n_t
                  ) -> tuple:
     "(chosen row, {row: paired t against the simplest}, critical t): the simplest row unless a better-scoring one beats it significantly."
     from scipy.stats import norm
+    if not 0 < significance < 1: raise RegimeNbError(f"significance={significance!r}: expected a probability strictly between 0 and 1, e.g. 0.05")
     order = live.assign(not_calm=live.rule != "calm", bic_or_last=live.bic.fillna(np.inf)).sort_values(
         ["n_regimes", "not_calm", "bic_or_last", "n_trades"], kind="stable").index
     base = order[0]
